@@ -1,0 +1,58 @@
+# Personal Cloud. The README's two commands are `make demo` and `make test`; both
+# run `make setup` first, which installs everything on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+JEST := node --experimental-vm-modules --no-warnings=ExperimentalWarning node_modules/jest/bin/jest.js
+
+.PHONY: help setup build gen check-gen lint typecheck test test-unit test-integration test-e2e demo dev-up dev-down bench-solver bench-federation clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+setup: ## install npm packages, build kube-apiserver/etcd/kubectl/helm, fetch third-party CRDs
+	@bash hack/setup.sh
+
+build: setup ## compile the TypeScript into dist/
+	@npx tsc -p tsconfig.build.json
+
+gen: build ## regenerate generated/ from crds/
+	@node dist/hack/generate-types.js
+
+check-gen: build ## fail when generated/ is stale against crds/
+	@node dist/hack/generate-types.js --check
+
+typecheck: setup
+	@npx tsc -p tsconfig.json --noEmit
+
+lint: setup ## ESLint (typescript-eslint, no floating promises) and Prettier
+	@npx eslint . && npx prettier --check .
+
+test: setup check-gen typecheck lint ## the whole suite: unit, integration and end-to-end
+	@$(JEST) --selectProjects unit integration e2e
+
+test-unit: setup
+	@$(JEST) --selectProjects unit
+
+test-integration: setup
+	@$(JEST) --selectProjects integration
+
+test-e2e: setup
+	@$(JEST) --selectProjects e2e
+
+demo: build ## the main job: a local federation, examples applied, the result shown
+	@bin/pcloud demo
+
+dev-up: build ## a local control plane for a person (kubeconfig in .cache/dev/kubeconfig)
+	@bin/pcloud dev up
+
+dev-down: build
+	@bin/pcloud dev down
+
+bench-solver: build ## the solver beside LEMON and networkx
+	@bash bench/solver/run.sh
+
+bench-federation: build ## 200 homes against one matchmaker
+	@node dist/bench/federation/run.js
+
+clean: ## remove build output (keeps the Go and npm caches)
+	rm -rf dist .cache/dev

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Installs everything the demo and the tests need on a fresh machine of this kind:
+# npm packages (from package-lock.json), Go-built binaries (kube-apiserver, kubectl,
+# kube-controller-manager, etcd, helm from pinned modules in tools/), the third-party
+# CRDs (from pinned upstream modules, never committed) and Debian packages.
+# Every step is skipped when its output is already there at the pinned versions, so a
+# second run takes seconds.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CACHE="$ROOT/.cache"
+BIN="$CACHE/bin"
+mkdir -p "$BIN"
+export GOFLAGS="${GOFLAGS:-} -trimpath"
+# Go 1.24+ downloads toolchains on demand; we build with the machine's Go.
+export GOTOOLCHAIN=local
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
+
+# --- Debian packages -------------------------------------------------------------
+# Listed here so a fresh machine gets them; only missing ones are installed.
+DEB_PACKAGES=(${PCLOUD_DEB_PACKAGES:-openssl})
+missing=()
+for p in "${DEB_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# --- npm -------------------------------------------------------------------------
+want=$(stamp_of "$ROOT/package-lock.json")
+if [ "$(cat "$ROOT/node_modules/.pcloud-stamp" 2>/dev/null)" != "$want" ]; then
+  log "npm ci"
+  (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$want" > "$ROOT/node_modules/.pcloud-stamp"
+fi
+
+# --- Go-built binaries -----------------------------------------------------------
+# build_tools DIR LDFLAGS PKG... : go build PKGs of the module in tools/DIR into .cache/bin.
+build_tools() {
+  local dir=$1 ldflags=$2; shift 2
+  local mod="$ROOT/tools/$dir" stampfile="$BIN/.stamp-$dir" want ok=1
+  want=$(printf '%s\n%s\n%s' "$(stamp_of "$mod/go.mod" "$mod/go.sum" $(ls "$mod"/*.go 2>/dev/null))" "$ldflags" "$(go version)" | sha256sum | cut -c1-16)
+  for p in "$@"; do [ -x "$BIN/$(basename "$p")" ] || ok=0; done
+  if [ $ok -eq 1 ] && [ "$(cat "$stampfile" 2>/dev/null)" = "$want" ]; then return; fi
+  log "building $* (first build takes minutes; cached afterwards)"
+  (cd "$mod" && go build -ldflags "$ldflags" -o "$BIN/" "$@")
+  echo "$want" > "$stampfile"
+}
+
+K8S_VERSION=$(cd "$ROOT/tools/kubernetes" && go list -m -f '{{.Version}}' k8s.io/kubernetes)
+K8S_MINOR=$(echo "$K8S_VERSION" | cut -d. -f2)
+K8S_LDFLAGS="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$K8S_MINOR -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$K8S_MINOR"
+build_tools kubernetes "$K8S_LDFLAGS" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kube-controller-manager
+build_tools etcd "-s -w" personalcloud.io/tools/etcd
+HELM_VERSION=$(cd "$ROOT/tools/helm" && go list -m -f '{{.Version}}' helm.sh/helm/v3)
+build_tools helm "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" helm.sh/helm/v3/cmd/helm
+
+# --- third-party CRDs ------------------------------------------------------------
+want=$(stamp_of "$ROOT/tools/crds/main.go" "$ROOT/tools/crds/go.mod" "$ROOT/tools/crds/go.sum")
+if [ "$(cat "$CACHE/crds/.stamp" 2>/dev/null)" != "$want" ]; then
+  log "fetching third-party CRDs from pinned modules"
+  rm -rf "$CACHE/crds.tmp"
+  (cd "$ROOT/tools/crds" && go run . -out "$CACHE/crds.tmp")
+  echo "$want" > "$CACHE/crds.tmp/.stamp"
+  rm -rf "$CACHE/crds" && mv "$CACHE/crds.tmp" "$CACHE/crds"
+fi
+log "ready: $(ls "$BIN" | tr '\n' ' ')"
