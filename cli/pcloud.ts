@@ -2,6 +2,7 @@
 // The Personal Cloud command line (bin/pcloud). Each sub-command lives in
 // cli/commands/<name>.ts and registers itself on the root program.
 import { Command, CommanderError } from 'commander';
+import { registerDemoCommand } from './commands/demo.js';
 import { registerDevCommand } from './commands/dev.js';
 import { EXIT_BAD_INPUT, EXIT_FAILURE } from './exit-codes.js';
 
@@ -10,6 +11,7 @@ export function buildProgram(): Command {
     .description('Personal Cloud: federated home clouds on k3s + KubeVirt')
     .showHelpAfterError()
     .exitOverride();
+  registerDemoCommand(program);
   registerDevCommand(program);
   return program;
 }
