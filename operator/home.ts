@@ -1,0 +1,17 @@
+/** What the controllers know about this home (from the config and this home's Offer). */
+import type { UnitSize } from './config.js';
+
+export interface Home {
+  peer: string;
+  homeDomain: string;
+  homeLan: readonly string[];
+  unit: UnitSize;
+  /** Per-VM caps used for Tenants the hosted Assignment controller creates. */
+  bandwidth: { ingress: string; egress: string };
+  gateway: { namespace: string; name: string; className: string };
+}
+
+/** The DNS suffix of a tenant's VMs: <peer>.<home domain>, unless the Tenant sets one. */
+export function hostnameSuffixFor(home: Pick<Home, 'homeDomain'>, peer: string, explicit?: string): string {
+  return explicit ?? `${peer}.${home.homeDomain}`;
+}

@@ -1,0 +1,129 @@
+/**
+ * A shared informer over @kubernetes/client-node's ListWatch (what makeInformer
+ * returns). That ListWatch lists, then watches from the list's resourceVersion; when
+ * a watch ends normally it re-watches from the last resourceVersion it saw; on 410
+ * Gone (as the HTTP status or as an ERROR event) it clears the resourceVersion and
+ * relists, firing delete for objects that vanished meanwhile. What it does not do is
+ * come back after an error (API server down, connection refused): it calls its error
+ * callbacks and stops. This wrapper restarts it with capped exponential backoff and
+ * says when the first list has landed (hasSynced / waitForSync).
+ */
+import { ListWatch, Watch, type KubeConfig, type KubernetesListObject } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { KubeClient, KubeObject } from './kube-client.js';
+import { resourcePath, type ResourceType } from './resources.js';
+
+export interface InformerHandlers<T> {
+  add?(obj: T): void;
+  update?(obj: T): void;
+  delete?(obj: T): void;
+}
+
+export interface InformerOptions {
+  labelSelector?: string;
+  /** Reconnect backoff (ms): initial and cap. */
+  backoffInitialMs?: number;
+  backoffMaxMs?: number;
+  /** Called on every (re)connect attempt; used to count watch requests. */
+  onConnect?: () => void;
+}
+
+export class Informer<T extends KubeObject> {
+  private readonly lw: ListWatch<T>;
+  private synced = false;
+  private stopped = true;
+  private attempt = 0;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private erroredThisAttempt = false;
+  private readonly syncWaiters: Array<() => void> = [];
+
+  constructor(
+    kc: KubeConfig,
+    client: KubeClient,
+    readonly type: ResourceType,
+    private readonly log: Logger,
+    private readonly options: InformerOptions = {},
+  ) {
+    const listFn = (): Promise<KubernetesListObject<T>> =>
+      client.list<T>(type, options.labelSelector ? { labelSelector: options.labelSelector } : {});
+    this.lw = new ListWatch<T>(resourcePath(type), new Watch(kc), listFn, false, options.labelSelector);
+    this.lw.on('error', (err?: unknown) => this.onError(err));
+    this.lw.on('connect', () => this.options.onConnect?.());
+  }
+
+  on(handlers: InformerHandlers<T>): void {
+    if (handlers.add) this.lw.on('add', handlers.add);
+    if (handlers.update) this.lw.on('update', handlers.update);
+    if (handlers.delete) this.lw.on('delete', handlers.delete);
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    void this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    await this.lw.stop();
+  }
+
+  hasSynced(): boolean {
+    return this.synced;
+  }
+
+  waitForSync(): Promise<void> {
+    if (this.synced) return Promise.resolve();
+    return new Promise((resolve) => this.syncWaiters.push(resolve));
+  }
+
+  get(name: string, namespace?: string): T | undefined {
+    return this.lw.get(name, namespace);
+  }
+
+  list(namespace?: string): readonly T[] {
+    return this.lw.list(namespace);
+  }
+
+  resourceVersion(): string {
+    return this.lw.latestResourceVersion();
+  }
+
+  private async run(): Promise<void> {
+    this.erroredThisAttempt = false;
+    try {
+      // Resolves once the list is stored and the watch request has its response.
+      await this.lw.start();
+    } catch (err) {
+      this.onError(err);
+      return;
+    }
+    if (this.stopped || this.erroredThisAttempt) return;
+    if (this.attempt > 0) this.log.info({ kind: this.type.kind }, 'watch re-established');
+    this.attempt = 0;
+    if (!this.synced) {
+      this.synced = true;
+      for (const w of this.syncWaiters.splice(0)) w();
+    }
+  }
+
+  private onError(err: unknown): void {
+    this.erroredThisAttempt = true;
+    if (this.stopped || this.restartTimer) return;
+    const initial = this.options.backoffInitialMs ?? 500;
+    const max = this.options.backoffMaxMs ?? 30_000;
+    const delay = Math.min(max, initial * 2 ** Math.min(this.attempt, 20));
+    const jittered = Math.round(delay * (0.8 + Math.random() * 0.4));
+    this.attempt++;
+    this.log.warn(
+      { kind: this.type.kind, err: err instanceof Error ? err.message : String(err), retryInMs: jittered },
+      'list/watch failed; reconnecting',
+    );
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (!this.stopped) void this.run();
+    }, jittered);
+    this.restartTimer.unref();
+  }
+}

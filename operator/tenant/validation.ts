@@ -1,0 +1,169 @@
+/**
+ * What the Tenant schema lets through but the operator cannot honour. Each problem is
+ * a typed value naming the condition it fails and a CamelCase reason; the controller
+ * turns it into a False condition and a Warning Event and keeps reconciling the rest.
+ */
+import type { Tenant } from '../../generated/personalcloud.js';
+import type { Home } from '../home.js';
+import { hostnameSuffixFor } from '../home.js';
+import { overlaps, parseCidr, type Cidr } from '../network-address.js';
+import { bitsPerSecond, multiplyBytes, multiplyCpu, parseWhole, QuantityError } from '../quantity.js';
+import { tenantNamespaceName } from '../labels.js';
+
+export const TenantReasons = {
+  InvalidSubnet: 'InvalidSubnet',
+  SubnetOverlapsHomeLAN: 'SubnetOverlapsHomeLAN',
+  InvalidBandwidth: 'InvalidBandwidth',
+  QuotaOverflow: 'QuotaOverflow',
+  DuplicatePeer: 'DuplicatePeer',
+  DuplicateHostname: 'DuplicateHostname',
+} as const;
+export type TenantReason = (typeof TenantReasons)[keyof typeof TenantReasons];
+
+/** The per-child conditions of a Tenant (Ready summarises them). */
+export const TenantConditions = {
+  Namespace: 'NamespaceReady',
+  Quota: 'QuotaReady',
+  RBAC: 'RBACReady',
+  Network: 'NetworkReady',
+  NetworkPolicy: 'NetworkPolicyReady',
+  Hostname: 'HostnameReady',
+} as const;
+export type TenantConditionType = (typeof TenantConditions)[keyof typeof TenantConditions];
+
+export class TenantProblem {
+  constructor(
+    readonly condition: TenantConditionType,
+    readonly reason: TenantReason,
+    readonly message: string,
+  ) {}
+}
+
+export const DEFAULT_SUBNET = '10.200.0.0/24';
+
+export function tenantSubnet(t: Tenant): string {
+  return t.spec.network?.subnet ?? DEFAULT_SUBNET;
+}
+
+/** The subnet as a Cidr, or a TenantProblem. */
+export function checkSubnet(t: Tenant, home: Pick<Home, 'homeLan'>): Cidr | TenantProblem {
+  const subnet = tenantSubnet(t);
+  const cidr = parseCidr(subnet);
+  if (!cidr || cidr.prefix < 8 || cidr.prefix > 30) {
+    return new TenantProblem(
+      TenantConditions.Network,
+      TenantReasons.InvalidSubnet,
+      `spec.network.subnet ${JSON.stringify(subnet)} is not an IPv4 CIDR with zero host bits and a prefix of /8 to /30`,
+    );
+  }
+  for (const lan of home.homeLan) {
+    const l = parseCidr(lan);
+    if (l && overlaps(cidr, l)) {
+      return new TenantProblem(
+        TenantConditions.Network,
+        TenantReasons.SubnetOverlapsHomeLAN,
+        `spec.network.subnet ${cidr.text} overlaps the home LAN ${l.text}; pick a range outside it`,
+      );
+    }
+  }
+  return cidr;
+}
+
+export interface TenantRates {
+  ingressBps: number;
+  egressBps: number;
+  ingress: string;
+  egress: string;
+}
+
+export function checkBandwidth(t: Tenant): TenantRates | TenantProblem {
+  const ingress = t.spec.bandwidth?.ingress ?? '10M';
+  const egress = t.spec.bandwidth?.egress ?? '10M';
+  try {
+    return { ingress, egress, ingressBps: bitsPerSecond(ingress), egressBps: bitsPerSecond(egress) };
+  } catch (err) {
+    if (err instanceof QuantityError)
+      return new TenantProblem(
+        TenantConditions.Network,
+        TenantReasons.InvalidBandwidth,
+        `spec.bandwidth: ${err.message}`,
+      );
+    throw err;
+  }
+}
+
+export interface TenantQuota {
+  cpu: string;
+  memory: string;
+  storage: string;
+}
+
+/** Memory KubeVirt's virt-launcher pod needs on top of the guest's, counted in the quota. */
+export const LAUNCHER_MEMORY_OVERHEAD = '512Mi';
+
+/** units × unit size (memory plus launcher overhead), or QuotaOverflow. */
+export function checkQuota(t: Tenant, unit: Home['unit']): TenantQuota | TenantProblem {
+  const units = t.spec.units;
+  try {
+    const perVmMemory = parseWhole(unit.memory) + parseWhole(LAUNCHER_MEMORY_OVERHEAD);
+    return {
+      cpu: multiplyCpu(String(unit.cpu), units),
+      memory: multiplyBytes(perVmMemory.toString(), units),
+      storage: multiplyBytes(String(unit.storage), units),
+    };
+  } catch (err) {
+    if (err instanceof QuantityError) {
+      return new TenantProblem(
+        TenantConditions.Quota,
+        TenantReasons.QuotaOverflow,
+        `spec.units ${units} × unit size (cpu ${unit.cpu}, memory ${unit.memory}, storage ${unit.storage}) does not fit a Kubernetes quota: ${err.message}`,
+      );
+    }
+    throw err;
+  }
+}
+
+function ageOrder(a: Tenant, b: Tenant): number {
+  const ta = a.metadata?.creationTimestamp ? new Date(a.metadata.creationTimestamp).getTime() : 0;
+  const tb = b.metadata?.creationTimestamp ? new Date(b.metadata.creationTimestamp).getTime() : 0;
+  return ta - tb || (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? '');
+}
+
+/**
+ * Conflicts with other Tenants: the same peer (so the same namespace), or the same
+ * hostname suffix. The oldest Tenant keeps the name; younger ones get the problem.
+ */
+export function checkConflicts(
+  t: Tenant,
+  all: readonly Tenant[],
+  home: Pick<Home, 'homeDomain'>,
+): TenantProblem[] {
+  const problems: TenantProblem[] = [];
+  const others = all.filter((o) => o.metadata?.name !== t.metadata?.name && !o.metadata?.deletionTimestamp);
+  const older = (o: Tenant): boolean => ageOrder(o, t) < 0;
+  const ns = tenantNamespaceName(t.spec.peer);
+  const samePeer = others.find((o) => older(o) && tenantNamespaceName(o.spec.peer) === ns);
+  if (samePeer) {
+    problems.push(
+      new TenantProblem(
+        TenantConditions.Namespace,
+        TenantReasons.DuplicatePeer,
+        `peer ${t.spec.peer} is already hosted by Tenant ${samePeer.metadata?.name ?? ''} (namespace ${ns})`,
+      ),
+    );
+  }
+  const suffix = hostnameSuffixFor(home, t.spec.peer, t.spec.hostnameSuffix);
+  const sameSuffix = others.find(
+    (o) => older(o) && hostnameSuffixFor(home, o.spec.peer, o.spec.hostnameSuffix) === suffix,
+  );
+  if (sameSuffix) {
+    problems.push(
+      new TenantProblem(
+        TenantConditions.Hostname,
+        TenantReasons.DuplicateHostname,
+        `hostname suffix ${suffix} is already used by Tenant ${sameSuffix.metadata?.name ?? ''}`,
+      ),
+    );
+  }
+  return problems;
+}
