@@ -4,6 +4,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerDemoCommand } from './commands/demo.js';
 import { registerDevCommand } from './commands/dev.js';
+import { registerOperatorCommand } from './commands/operator.js';
 import { EXIT_BAD_INPUT, EXIT_FAILURE } from './exit-codes.js';
 
 export function buildProgram(): Command {
@@ -13,6 +14,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerDemoCommand(program);
   registerDevCommand(program);
+  registerOperatorCommand(program);
   return program;
 }
 

@@ -38,7 +38,7 @@ export const Resources = {
   CiliumNetworkPolicy: rt('cilium.io/v2', 'CiliumNetworkPolicy', 'ciliumnetworkpolicies', true),
   Gateway: rt('gateway.networking.k8s.io/v1', 'Gateway', 'gateways', true),
   HTTPRoute: rt('gateway.networking.k8s.io/v1', 'HTTPRoute', 'httproutes', true),
-  TLSRoute: rt('gateway.networking.k8s.io/v1alpha2', 'TLSRoute', 'tlsroutes', true),
+  TLSRoute: rt('gateway.networking.k8s.io/v1alpha3', 'TLSRoute', 'tlsroutes', true),
 } as const satisfies Record<string, ResourceType>;
 
 export function resourceOf(apiVersion: string, kind: string): ResourceType {

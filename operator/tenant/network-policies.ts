@@ -67,5 +67,5 @@ export function desiredCiliumNetworkPolicies(t: Tenant, homeLan: readonly string
       ingress: [{ fromEndpoints: [ownNamespace] }, { fromEntities: ['ingress'] }],
     },
   };
-  return [isolation, allow];
+  return [isolation, allow] as const;
 }

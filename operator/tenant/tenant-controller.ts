@@ -179,7 +179,7 @@ export class TenantReconciler implements Reconciler {
       }
       await ensure(
         TenantConditions.NetworkPolicy,
-        desiredCiliumNetworkPolicies(tenant, home.homeLan),
+        [...desiredCiliumNetworkPolicies(tenant, home.homeLan)],
         Resources.CiliumNetworkPolicy,
       );
     }

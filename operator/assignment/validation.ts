@@ -1,0 +1,126 @@
+/**
+ * What an Assignment's schema lets through but this home cannot honour: two VMs or
+ * routes claiming one hostname, cloud-init we cannot add the ssh keys to, or more
+ * units for one requester than a Tenant can hold. Typed problems become a False
+ * condition with a CamelCase reason and a Warning Event.
+ */
+import type { Assignment, Tenant } from '../../generated/personalcloud.js';
+import { hostnameSuffixFor, type Home } from '../home.js';
+import { tenantNamespaceName } from '../labels.js';
+import { vmNames } from './virtual-machines.js';
+
+export const AssignmentReasons = {
+  DuplicateHostname: 'DuplicateHostname',
+  UnsupportedCloudInit: 'UnsupportedCloudInit',
+  InvalidCloudInit: 'InvalidCloudInit',
+  QuotaExceeded: 'QuotaExceeded',
+} as const;
+export type AssignmentReason = (typeof AssignmentReasons)[keyof typeof AssignmentReasons];
+
+export class AssignmentProblem {
+  constructor(
+    readonly reason: AssignmentReason,
+    readonly message: string,
+  ) {}
+}
+
+/** The most units a Tenant can hold (its schema's maximum). */
+export const MAX_TENANT_UNITS = 10000;
+
+export function assignmentKey(a: Assignment): string {
+  return `${a.metadata?.namespace ?? ''}/${a.metadata?.name ?? ''}`;
+}
+
+function created(a: Assignment): number {
+  return a.metadata?.creationTimestamp ? new Date(a.metadata.creationTimestamp).getTime() : 0;
+}
+
+/** Oldest first, ties by key: who keeps a contested name. */
+export function byAge(a: Assignment, b: Assignment): number {
+  return created(a) - created(b) || assignmentKey(a).localeCompare(assignmentKey(b));
+}
+
+export interface HostnameClaim {
+  /** `http:<host>`, `tls:<host>` or `vm:<namespace>/<name>`. */
+  key: string;
+  what: string;
+}
+
+/** The names an Assignment needs for itself: VM names in its tenant namespace and routed hostnames. */
+export function claimsOf(a: Assignment, suffix: string): HostnameClaim[] {
+  const ns = tenantNamespaceName(a.spec.requester);
+  const claims: HostnameClaim[] = [];
+  const ports = a.spec.vm.ports ?? [];
+  for (const vm of vmNames(a)) {
+    const host = `${vm}.${suffix}`;
+    claims.push({ key: `vm:${ns}/${vm}`, what: `VM ${vm}` });
+    for (const p of ports) {
+      const protocol = p.protocol ?? 'HTTP';
+      if (protocol === 'HTTP')
+        claims.push({ key: `http:${host}`, what: `hostname ${host} (HTTP port ${p.name})` });
+      if (protocol === 'TLS')
+        claims.push({ key: `tls:${host}`, what: `hostname ${host} (TLS port ${p.name})` });
+    }
+  }
+  return claims;
+}
+
+export interface AdmissionResult {
+  problems: Map<string, AssignmentProblem>;
+  /** Units per requester over the admitted Assignments. */
+  unitsByRequester: Map<string, number>;
+}
+
+/**
+ * Decides, over every hosted Assignment, which ones this home can honour: the oldest
+ * claim to a name wins; a requester's units are admitted oldest first up to the
+ * Tenant maximum.
+ */
+export function admitAssignments(
+  assignments: readonly Assignment[],
+  tenants: ReadonlyMap<string, Tenant>,
+  home: Pick<Home, 'homeDomain'>,
+): AdmissionResult {
+  const problems = new Map<string, AssignmentProblem>();
+  const unitsByRequester = new Map<string, number>();
+  const owner = new Map<string, string>();
+  for (const a of [...assignments].sort(byAge)) {
+    const key = assignmentKey(a);
+    const tenant = tenants.get(a.spec.requester);
+    const suffix = hostnameSuffixFor(home, a.spec.requester, tenant?.spec.hostnameSuffix);
+    const mine = new Set<string>();
+    let problem: AssignmentProblem | undefined;
+    for (const c of claimsOf(a, suffix)) {
+      const holder = owner.get(c.key);
+      if (mine.has(c.key)) {
+        problem = new AssignmentProblem(
+          AssignmentReasons.DuplicateHostname,
+          `${c.what} is claimed twice by this Assignment: one hostname routes to one HTTP and one TLS port`,
+        );
+        break;
+      }
+      if (holder !== undefined && holder !== key) {
+        problem = new AssignmentProblem(
+          AssignmentReasons.DuplicateHostname,
+          `${c.what} is already used by Assignment ${holder}`,
+        );
+        break;
+      }
+      mine.add(c.key);
+    }
+    const sum = unitsByRequester.get(a.spec.requester) ?? 0;
+    if (!problem && sum + a.spec.units > MAX_TENANT_UNITS) {
+      problem = new AssignmentProblem(
+        AssignmentReasons.QuotaExceeded,
+        `requester ${a.spec.requester} would have ${sum + a.spec.units} units here; a Tenant holds at most ${MAX_TENANT_UNITS}`,
+      );
+    }
+    if (problem) {
+      problems.set(key, problem);
+      continue;
+    }
+    for (const k of mine) owner.set(k, key);
+    unitsByRequester.set(a.spec.requester, sum + a.spec.units);
+  }
+  return { problems, unitsByRequester };
+}
