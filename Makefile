@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 JEST := node --experimental-vm-modules --no-warnings=ExperimentalWarning node_modules/jest/bin/jest.js
 
-.PHONY: help setup build gen check-gen lint typecheck test test-unit test-integration test-e2e demo dev-up dev-down bench-solver bench-federation clean
+.PHONY: help setup build gen check-gen lint typecheck test test-unit test-integration test-e2e demo dev-up dev-down bench-solver bench-operator bench-federation clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -17,9 +17,11 @@ build: setup ## compile the TypeScript into dist/
 
 gen: build ## regenerate generated/ from crds/
 	@node dist/hack/generate-types.js
+	@bash hack/sync-chart-crds.sh
 
 check-gen: build ## fail when generated/ is stale against crds/
 	@node dist/hack/generate-types.js --check
+	@bash hack/sync-chart-crds.sh --check
 
 typecheck: setup
 	@npx tsc -p tsconfig.json --noEmit
@@ -50,6 +52,9 @@ dev-down: build
 
 bench-solver: build ## the solver beside LEMON and networkx
 	@bash bench/solver/run.sh
+
+bench-operator: build ## 500 Tenants / 2000 Assignments against one real kube-apiserver
+	@node dist/bench/operator/run.js
 
 bench-federation: build ## 200 homes against one matchmaker
 	@node dist/bench/federation/run.js

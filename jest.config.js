@@ -14,6 +14,7 @@ const common = {
   testPathIgnorePatterns: ['/node_modules/', '/dist/', '/.cache/'],
 };
 export default {
+  reporters: ['default', '<rootDir>/hack/jest-summary-reporter.js'],
   projects: [
     {
       ...common,

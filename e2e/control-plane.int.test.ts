@@ -216,6 +216,12 @@ describe('clean-up when the owning process dies', () => {
     return { child, dir, pids: Object.values(state.pids) };
   }
 
+  async function waitUntil(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+    for (const deadline = Date.now() + timeoutMs; !condition() && Date.now() < deadline;) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
   /** Running (a zombie waiting for a reaper counts as gone: it holds no port, memory or files). */
   const alive = (pid: number): boolean => {
     try {
@@ -233,6 +239,8 @@ describe('clean-up when the owning process dies', () => {
     const exited = new Promise((resolve) => child.on('exit', resolve));
     child.kill('SIGINT');
     await exited;
+    // The owner SIGKILLs its children on the way out; the kernel finishes them a moment later.
+    await waitUntil(() => pids.filter(alive).length === 0);
     expect(pids.filter(alive)).toEqual([]);
     expect(existsSync(dir)).toBe(false);
   });
@@ -250,7 +258,7 @@ describe('clean-up when the owning process dies', () => {
       controllerManager: false,
     });
     await next.stop();
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await waitUntil(() => pids.filter(alive).length === 0);
     expect(pids.filter(alive)).toEqual([]);
     expect(existsSync(dir)).toBe(false);
   });

@@ -58,7 +58,13 @@ K8S_LDFLAGS="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k
 build_tools kubernetes "$K8S_LDFLAGS" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kube-controller-manager
 build_tools etcd "-s -w" personalcloud.io/tools/etcd
 HELM_VERSION=$(cd "$ROOT/tools/helm" && go list -m -f '{{.Version}}' helm.sh/helm/v3)
-build_tools helm "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" helm.sh/helm/v3/cmd/helm
+# As helm's own Makefile does: without these, `helm template` assumes Kubernetes v1.20.
+HELM_K8S_MINOR=$(cd "$ROOT/tools/helm" && go list -m -f '{{.Version}}' k8s.io/client-go | cut -d. -f2)
+HELM_LDFLAGS="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+for pkg in pkg/lint/rules pkg/chartutil; do
+  HELM_LDFLAGS="$HELM_LDFLAGS -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=$HELM_K8S_MINOR"
+done
+build_tools helm "$HELM_LDFLAGS" helm.sh/helm/v3/cmd/helm
 
 # --- third-party CRDs ------------------------------------------------------------
 want=$(stamp_of "$ROOT/tools/crds/main.go" "$ROOT/tools/crds/go.mod" "$ROOT/tools/crds/go.sum")

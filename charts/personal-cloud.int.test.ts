@@ -1,0 +1,153 @@
+// The Helm chart against a real control plane: it installs (CRDs included), its RBAC
+// lets the operator do its work and nothing more, bad values are refused with a message
+// naming the value, and the Argo CD Application that deploys it is valid.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BIN_DIR, ControlPlane } from '../e2e/control-plane.js';
+import { repoRoot } from '../e2e/paths.js';
+import { desiredRole } from '../operator/tenant/rbac.js';
+import type { Tenant } from '../generated/personalcloud.js';
+
+const CHART = join(repoRoot, 'charts', 'personal-cloud');
+const NS = 'personal-cloud-system';
+const SA = `system:serviceaccount:${NS}:personal-cloud`;
+
+let cp: ControlPlane;
+let helmHome: string;
+
+function helm(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(join(BIN_DIR, 'helm'), [...args, `--kubeconfig=${cp.kubeconfigPath}`], {
+      env: {
+        ...process.env,
+        HELM_CACHE_HOME: join(helmHome, 'cache'),
+        HELM_CONFIG_HOME: join(helmHome, 'config'),
+        HELM_DATA_HOME: join(helmHome, 'data'),
+      },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+beforeAll(async () => {
+  helmHome = mkdtempSync(join(tmpdir(), 'pcloud-helm-'));
+  // Our CRDs come from the chart here, so the harness does not install them.
+  cp = await ControlPlane.start({ name: 'chart', ourCRDs: false });
+});
+afterAll(async () => {
+  await cp?.stop();
+  rmSync(helmHome, { recursive: true, force: true });
+});
+
+test('helm install creates the CRDs, RBAC and the operator Deployment', async () => {
+  const res = await helm([
+    'install',
+    'personal-cloud',
+    CHART,
+    '--namespace',
+    NS,
+    '--create-namespace',
+    '--set',
+    'peer=alice',
+    '--set',
+    'homeDomain=alice.example.org',
+    '--wait=false',
+  ]);
+  expect(res.stderr).toBe('');
+  expect(res.code).toBe(0);
+  const crds = await cp.kubectl(['get', 'crd', '-o', 'name']);
+  for (const kind of ['offers', 'requests', 'assignments', 'tenants']) {
+    expect(crds.stdout).toContain(`customresourcedefinition.apiextensions.k8s.io/${kind}.personalcloud.io\n`);
+  }
+  const deploy = await cp.kubectl(['get', 'deployment', 'personal-cloud', '-n', NS, '-o', 'json']);
+  expect(deploy.code).toBe(0);
+  const env = (
+    JSON.parse(deploy.stdout) as {
+      spec: { template: { spec: { containers: { env: { name: string; value?: string }[] }[] } } };
+    }
+  ).spec.template.spec.containers[0]?.env;
+  expect(env).toEqual(
+    expect.arrayContaining([
+      { name: 'PCLOUD_PEER', value: 'alice' },
+      { name: 'PCLOUD_HOME_DOMAIN', value: 'alice.example.org' },
+      { name: 'PCLOUD_HOME_LAN', value: '10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,169.254.0.0/16' },
+    ]),
+  );
+});
+
+test.each([
+  ['create', 'virtualmachines.kubevirt.io', 'tenant-bob', 'yes'],
+  ['create', 'network-attachment-definitions.k8s.cni.cncf.io', 'tenant-bob', 'yes'],
+  ['create', 'ciliumnetworkpolicies.cilium.io', 'tenant-bob', 'yes'],
+  ['create', 'httproutes.gateway.networking.k8s.io', 'tenant-bob', 'yes'],
+  ['create', 'tlsroutes.gateway.networking.k8s.io', 'tenant-bob', 'yes'],
+  ['update', 'tenants.personalcloud.io/status', '', 'yes'],
+  ['update', 'assignments.personalcloud.io/status', 'default', 'yes'],
+  ['create', 'namespaces', '', 'yes'],
+  ['update', 'leases.coordination.k8s.io', NS, 'yes'],
+  // Least privilege: nothing it does not need.
+  ['get', 'secrets', 'tenant-bob', 'no'],
+  ['create', 'pods', 'tenant-bob', 'no'],
+  ['update', 'leases.coordination.k8s.io', 'kube-system', 'no'],
+  ['create', 'clusterroles.rbac.authorization.k8s.io', '', 'no'],
+  ['escalate', 'roles.rbac.authorization.k8s.io', 'tenant-bob', 'no'],
+])('the operator ServiceAccount: can-i %s %s in %p -> %s', async (verb, resource, namespace, answer) => {
+  const args = ['auth', 'can-i', verb, resource, `--as=${SA}`];
+  if (namespace !== '') args.push('-n', namespace);
+  const res = await cp.kubectl(args);
+  expect(res.stdout.trim()).toBe(answer);
+});
+
+test('the operator ServiceAccount may grant the tenant Role (it holds every permission in it)', async () => {
+  const tenant = {
+    apiVersion: 'personalcloud.io/v1alpha1',
+    kind: 'Tenant',
+    metadata: { name: 'bob', uid: '00000000-0000-0000-0000-000000000001', generation: 1 },
+    spec: { peer: 'bob', units: 1, network: { subnet: '10.200.0.0/24' } },
+  } as unknown as Tenant;
+  const role = desiredRole(tenant);
+  expect((await cp.kubectl(['create', 'namespace', 'tenant-bob'])).code).toBe(0);
+  // No owner references here: the Tenant object does not exist in this cluster.
+  const manifest = JSON.stringify({
+    ...role,
+    metadata: { name: role.metadata.name, namespace: 'tenant-bob' },
+  });
+  const res = await cp.kubectl(['create', `--as=${SA}`, '-f', '-'], { input: manifest });
+  expect(res.stderr).toBe('');
+  expect(res.code).toBe(0);
+});
+
+test.each([
+  [['--set', 'homeDomain=alice.example.org'], 'peer is required'],
+  [['--set', 'peer=alice'], 'homeDomain is required'],
+  [['--set', 'peer=Alice', '--set', 'homeDomain=a.org'], "at '/peer': 'Alice' does not match pattern"],
+  [['--set', 'peer=alice', '--set', 'homeDomain=a.org', '--set', 'homeLAN={192.168.1.0}'], "at '/homeLAN/0'"],
+  [
+    ['--set', 'peer=alice', '--set', 'homeDomain=a.org', '--set', 'leaderElection.enabled=false'],
+    'replicaCount > 1 needs leaderElection.enabled=true',
+  ],
+])('bad values %j are refused naming the value', async (values, message) => {
+  const res = await helm(['template', 'pc', CHART, ...values]);
+  expect(res.code).not.toBe(0);
+  expect(res.stderr).toContain(message);
+});
+
+test("the Argo CD Application that deploys the chart is valid under Argo CD's real schema", async () => {
+  expect((await cp.kubectl(['create', 'namespace', 'argocd'])).code).toBe(0);
+  const res = await cp.kubectl([
+    'apply',
+    '--server-side',
+    '--validate=strict',
+    '-f',
+    join(repoRoot, 'deploy', 'argocd', 'personal-cloud.yaml'),
+  ]);
+  expect(res.stderr).toBe('');
+  expect(res.code).toBe(0);
+});
