@@ -1,0 +1,25 @@
+# The operator image the Helm chart runs (`pcloud operator`, `pcloud matchmaker`).
+# Not built in this repository's CI: the development machines have no container engine.
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY cli cli
+COPY operator operator
+COPY matchmaker matchmaker
+COPY e2e e2e
+COPY generated generated
+COPY hack hack
+COPY bench bench
+COPY crds crds
+RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev
+
+FROM node:20-bookworm-slim
+WORKDIR /app
+COPY --from=build /app/package.json ./
+COPY --from=build /app/node_modules node_modules
+COPY --from=build /app/dist dist
+USER 65532:65532
+ENTRYPOINT ["node", "--enable-source-maps", "dist/cli/pcloud.js"]
+CMD ["operator"]
