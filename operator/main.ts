@@ -33,6 +33,8 @@ export interface RunningOperator {
   /** Keys queued or in flight over both controllers. */
   busy(): number;
   hasSynced(): boolean;
+  /** Queue every object again (what a resync or a new leader does). */
+  resyncAll(): void;
   stop(): Promise<void>;
 }
 
@@ -305,6 +307,10 @@ export async function runOperator(
     isLeader: () => leading,
     busy: () => tenantController.busy() + assignmentController.busy(),
     hasSynced: synced,
+    resyncAll: () => {
+      for (const k of tenantReconciler.allKeys()) tenantController.enqueue(k);
+      for (const k of assignmentReconciler.allKeys()) assignmentController.enqueue(k);
+    },
     stop: async () => {
       await elector?.stop();
       leading = false;

@@ -1,6 +1,6 @@
 /** Applying desired children: skip when the cache already shows them, sort failures. */
 import { ApiError, type KubeClient, type KubeObject } from './kube-client.js';
-import { containsDesired } from './ownership.js';
+import { containsDesired, firstDifference } from './ownership.js';
 
 /**
  * Server-side applies desired unless observed (from the informer cache) already
@@ -13,6 +13,10 @@ export async function applyIfChanged(
   observed: KubeObject | undefined,
 ): Promise<boolean> {
   if (observed && !observed.metadata?.deletionTimestamp && containsDesired(observed, desired)) return false;
+  if (observed && process.env.PCLOUD_DEBUG_APPLY)
+    process.stderr.write(
+      `apply ${desired.kind}/${desired.metadata?.name}: ${firstDifference(observed, desired)}\n`,
+    );
   await client.apply(desired, fieldManager);
   return true;
 }
@@ -45,7 +49,7 @@ export async function applyStatusIfChanged(
  * invalid, or forbidden): report it in a condition instead of retrying hot.
  */
 export function isTerminalApiError(err: unknown): err is ApiError {
-  return err instanceof ApiError && [400, 403, 404, 422].includes(err.statusCode);
+  return err instanceof ApiError && [400, 422].includes(err.statusCode);
 }
 
 export function errorMessage(err: unknown): string {

@@ -131,3 +131,26 @@ export function containsDesired(observed: unknown, desired: unknown): boolean {
     ([k, v]) => v === undefined || containsDesired(o[k], v),
   );
 }
+
+/** The first path where observed does not contain desired (for debug logs). */
+export function firstDifference(observed: unknown, desired: unknown, path = ''): string | undefined {
+  if (desired === null || typeof desired !== 'object')
+    return observed === desired
+      ? undefined
+      : `${path}: ${JSON.stringify(observed)} != ${JSON.stringify(desired)}`;
+  if (Array.isArray(desired)) {
+    if (!Array.isArray(observed) || observed.length !== desired.length) return `${path}: array length`;
+    for (let i = 0; i < desired.length; i++) {
+      const d = firstDifference(observed[i], desired[i], `${path}[${i}]`);
+      if (d) return d;
+    }
+    return undefined;
+  }
+  if (observed === null || typeof observed !== 'object') return `${path}: missing`;
+  for (const [k, v] of Object.entries(desired as Record<string, unknown>)) {
+    if (v === undefined) continue;
+    const d = firstDifference((observed as Record<string, unknown>)[k], v, `${path}.${k}`);
+    if (d) return d;
+  }
+  return undefined;
+}
