@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { registerDemoCommand } from './commands/demo.js';
 import { registerDevCommand } from './commands/dev.js';
 import { registerOperatorCommand } from './commands/operator.js';
+import { registerSolveCommand } from './commands/solve.js';
 import { EXIT_BAD_INPUT, EXIT_FAILURE } from './exit-codes.js';
 
 export function buildProgram(): Command {
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
   registerDemoCommand(program);
   registerDevCommand(program);
   registerOperatorCommand(program);
+  registerSolveCommand(program);
   return program;
 }
 

@@ -4,6 +4,7 @@ export {
   InputError,
   toAnswer,
   formatAnswer,
+  formatAnswerBytes,
   finalize,
   Cells,
   type Answer,
@@ -15,3 +16,4 @@ export { unboundedTotal, solveUnbounded } from './unbounded.js';
 export { solveGreedy, greedyFill } from './greedy.js';
 export { solveImplicit } from './implicit.js';
 export { solveNetwork, solveNetworkMinCost } from './network.js';
+export { uniformStart } from './uniform.js';

@@ -59,19 +59,54 @@ export function toAnswer(s: Solution): Answer {
   return { total: s.total, assignments };
 }
 
-/** Serialises an answer without building millions of small arrays. */
-export function formatAnswer(s: Solution): string {
-  const parts: string[] = [];
-  let chunk = '';
-  for (let e = 0; e < s.count; e++) {
-    chunk += (e === 0 ? '' : ',') + '[' + s.from[e] + ',' + s.to[e] + ',' + s.units[e] + ']';
-    if (chunk.length > 1 << 16) {
-      parts.push(chunk);
-      chunk = '';
+/** Serialises an answer straight into bytes, without millions of small strings. */
+export function formatAnswerBytes(s: Solution): Buffer {
+  let buf = Buffer.allocUnsafe(64 + s.count * 24);
+  let p = 0;
+  const ensure = (extra: number): void => {
+    if (p + extra <= buf.length) return;
+    const b = Buffer.allocUnsafe(Math.max(buf.length * 2, p + extra));
+    buf.copy(b, 0, 0, p);
+    buf = b;
+  };
+  const ascii = (t: string): void => {
+    ensure(t.length);
+    p += buf.write(t, p, 'latin1');
+  };
+  const int = (v: number): void => {
+    if (v >= 2 ** 31) {
+      ascii(String(v));
+      return;
     }
+    if (v < 10) {
+      buf[p++] = 48 + v;
+      return;
+    }
+    let d = 0;
+    for (let x = v; x > 0; x = (x / 10) | 0) d++;
+    let q = p + d;
+    p = q;
+    for (let x = v; x > 0; x = (x / 10) | 0) buf[--q] = 48 + (x % 10);
+  };
+  ascii('{"total":' + s.total + ',"assignments":[');
+  for (let e = 0; e < s.count; e++) {
+    ensure(40);
+    if (e > 0) buf[p++] = 44;
+    buf[p++] = 91;
+    int(s.from[e]!);
+    buf[p++] = 44;
+    int(s.to[e]!);
+    buf[p++] = 44;
+    int(s.units[e]!);
+    buf[p++] = 93;
   }
-  parts.push(chunk);
-  return '{"total":' + s.total + ',"assignments":[' + parts.join('') + ']}';
+  ascii(']}');
+  return buf.subarray(0, p);
+}
+
+/** The answer JSON as a string. */
+export function formatAnswer(s: Solution): string {
+  return formatAnswerBytes(s).toString('latin1');
 }
 
 /** Growable list of (i, j, units) cells used by every engine before {@link finalize}. */

@@ -3,13 +3,15 @@
 //   previous / weights   -> min-cost max flow on the compact network (network.ts)
 //   default null, no bounds -> closed form + O(n) construction (unbounded.ts)
 //   default null or 0    -> Dinic on the compact network with the segment-tree gadget
-//   default k > 0        -> Greedy start, then implicit augmenting BFS (implicit.ts)
+//   default k > 0        -> Kleitman–Wang-style start (uniform.ts) or Greedy start (with
+//                           listed bounds), then implicit augmenting BFS (implicit.ts)
 import { greedyFill } from './greedy.js';
 import { solveImplicit } from './implicit.js';
 import { solveNetwork, solveNetworkMinCost } from './network.js';
 import { previousOf, toProblem, type Previous } from './parse.js';
 import { finalize, InputError, type Instance, type Problem, type Solution } from './problem.js';
 import { solveUnbounded } from './unbounded.js';
+import { uniformStart } from './uniform.js';
 
 export type Algorithm = 'maxflow' | 'greedy';
 
@@ -62,7 +64,8 @@ export function solveProblem(p: Problem, opt: SolveOptions = {}): Solution {
   const finite = Number.isFinite(p.k) && p.k > 0;
   if (engine === 'network') return solveNetwork(p, true);
   if (engine === 'implicit' || (finite && engine === 'auto')) {
-    return solveImplicit(p, engine === 'auto' ? greedyFill(p).cells : undefined);
+    if (engine === 'implicit') return solveImplicit(p);
+    return solveImplicit(p, p.bi.length === 0 ? uniformStart(p) : greedyFill(p).cells);
   }
   if (p.k === Infinity && p.bi.length === 0) return solveUnbounded(p);
   return solveNetwork(p);
