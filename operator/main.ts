@@ -12,6 +12,7 @@ import {
   type TenantObject,
 } from './assignment/hosted-assignment-controller.js';
 import type { OperatorConfig } from './config.js';
+import { startFederationWhenJoined } from './federation/start.js';
 import type { Home } from './home.js';
 import { MANAGED_SELECTOR } from './labels.js';
 import { Controller } from './runtime/controller.js';
@@ -278,6 +279,7 @@ export async function runOperator(
     void startControllers();
   }
 
+  const federation = startFederationWhenJoined({ peer: config.peer, kubeConfig: kc, client, log, metrics, isLeader: () => leading });
   let server: HealthServer | undefined;
   server = await startHealthServer(
     config.metricsPort,
@@ -314,6 +316,7 @@ export async function runOperator(
     stop: async () => {
       await elector?.stop();
       leading = false;
+      await federation.stop();
       await stopControllers();
       await Promise.all(informers.map((i) => i.stop()));
       await server?.close();
