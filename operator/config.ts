@@ -118,6 +118,8 @@ export function operatorOptions(): Option[] {
   ];
 }
 
+const str = (v: unknown, def: string): string => (typeof v === 'string' ? v : def);
+
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
@@ -145,7 +147,7 @@ export function configFromOptions(o: Record<string, unknown>): OperatorConfig {
   if (!peer) throw new ConfigError('--peer (or PCLOUD_PEER) is required');
   if (!DNS_LABEL.test(peer) || peer.length > 63)
     throw new ConfigError(`--peer must be a DNS-1123 label, got ${peer}`);
-  const homeDomain = String(o.homeDomain ?? '');
+  const homeDomain = str(o.homeDomain, '');
   if (!DNS_SUBDOMAIN.test(homeDomain) || homeDomain.length > 200)
     throw new ConfigError(`--home-domain must be a DNS subdomain, got ${homeDomain}`);
   const homeLanRaw = o.homeLan;
@@ -179,18 +181,18 @@ export function configFromOptions(o: Record<string, unknown>): OperatorConfig {
       storage: quantity('unit-storage', o.unitStorage ?? '10Gi'),
     },
     metricsPort,
-    metricsHost: String(o.metricsHost ?? '0.0.0.0'),
+    metricsHost: str(o.metricsHost, '0.0.0.0'),
     leaderElect: o.leaderElect !== false,
-    leaseNamespace: String(o.leaseNamespace ?? 'personal-cloud'),
-    leaseName: String(o.leaseName ?? 'personal-cloud-operator'),
+    leaseNamespace: str(o.leaseNamespace, 'personal-cloud'),
+    leaseName: str(o.leaseName, 'personal-cloud-operator'),
     leaseDurationMs,
     leaseRenewDeadlineMs,
     leaseRetryPeriodMs,
     identity: typeof o.identity === 'string' && o.identity ? o.identity : `${hostname()}-${process.pid}`,
-    gatewayNamespace: String(o.gatewayNamespace ?? 'personal-cloud'),
-    gatewayName: String(o.gatewayName ?? 'personal-cloud'),
-    gatewayClass: String(o.gatewayClass ?? 'cilium'),
+    gatewayNamespace: str(o.gatewayNamespace, 'personal-cloud'),
+    gatewayName: str(o.gatewayName, 'personal-cloud'),
+    gatewayClass: str(o.gatewayClass, 'cilium'),
     workers,
-    logLevel: String(o.logLevel ?? 'info'),
+    logLevel: str(o.logLevel, 'info'),
   };
 }

@@ -65,7 +65,7 @@ export async function runOperator(
       ...(labelSelector ? { labelSelector } : {}),
       onConnect: () => metrics.apiRequests.labels('WATCH', '200').inc(),
     });
-    informers.push(inf as unknown as Informer<KubeObject>);
+    informers.push(inf);
     return inf;
   };
 
@@ -279,7 +279,14 @@ export async function runOperator(
     void startControllers();
   }
 
-  const federation = startFederationWhenJoined({ peer: config.peer, kubeConfig: kc, client, log, metrics, isLeader: () => leading });
+  const federation = startFederationWhenJoined({
+    peer: config.peer,
+    kubeConfig: kc,
+    client,
+    log,
+    metrics,
+    isLeader: () => leading,
+  });
   let server: HealthServer | undefined;
   server = await startHealthServer(
     config.metricsPort,

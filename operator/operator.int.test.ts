@@ -37,7 +37,7 @@ async function eventually<T>(
       last = err;
     }
     if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+      throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -89,9 +89,9 @@ async function ready(type: ResourceType, name: string, namespace?: string): Prom
 async function idle(): Promise<void> {
   // settled: nothing queued or in flight for a while
   let quiet = 0;
-  await eventually('operator idle', async () => {
+  await eventually('operator idle', () => {
     quiet = op.busy() === 0 ? quiet + 1 : 0;
-    return quiet >= 8;
+    return Promise.resolve(quiet >= 8);
   });
 }
 

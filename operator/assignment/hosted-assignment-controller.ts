@@ -131,12 +131,12 @@ export class HostedAssignmentReconciler implements Reconciler {
     const cached = this.informers.assignments.get(name, ns);
     if (!cached || !this.isHosted(cached)) return;
     if (isDeleting(cached)) return this.finalize(cached, log);
-    const a = (await addFinalizer(
+    const a = await addFinalizer<AssignmentObject>(
       this.client,
       Resources.Assignment,
       cached,
       ASSIGNMENT_FINALIZER,
-    )) as AssignmentObject;
+    );
     const home = this.home();
     const requester = a.spec.requester;
     const admission = this.admit();
@@ -275,7 +275,8 @@ export class HostedAssignmentReconciler implements Reconciler {
     )
       wrote++;
     if (wrote > 0) log.info({ writes: wrote, phase: status.phase }, 'assignment reconciled');
-    if (retriable !== undefined) throw retriable instanceof Error ? retriable : new Error(String(retriable));
+    if (retriable !== undefined)
+      throw retriable instanceof Error ? retriable : new Error(errorMessage(retriable));
   }
 
   /** Creates, resizes or deletes the requester's Tenant (only one this controller created). */

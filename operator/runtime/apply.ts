@@ -38,7 +38,7 @@ export async function applyStatusIfChanged(
         ...(obj.metadata?.namespace ? { namespace: obj.metadata.namespace } : {}),
       },
       status,
-    } as KubeObject,
+    },
     fieldManager,
   );
   return true;

@@ -52,9 +52,9 @@ export class Informer<T extends KubeObject> {
   }
 
   on(handlers: InformerHandlers<T>): void {
-    if (handlers.add) this.lw.on('add', handlers.add);
-    if (handlers.update) this.lw.on('update', handlers.update);
-    if (handlers.delete) this.lw.on('delete', handlers.delete);
+    this.lw.on('add', (o) => handlers.add?.(o));
+    this.lw.on('update', (o) => handlers.update?.(o));
+    this.lw.on('delete', (o) => handlers.delete?.(o));
   }
 
   start(): void {

@@ -96,8 +96,12 @@ export class TenantReconciler implements Reconciler {
     const cached = this.informers.tenants.get(key);
     if (!cached) return;
     if (isDeleting(cached)) return this.finalize(cached, log);
-    const tenant = (await addFinalizer(this.client, Resources.Tenant, cached, TENANT_FINALIZER)) as Tenant &
-      KubeObject;
+    const tenant = await addFinalizer<Tenant & KubeObject>(
+      this.client,
+      Resources.Tenant,
+      cached,
+      TENANT_FINALIZER,
+    );
     const home = this.home();
     const ns = tenantNamespaceName(tenant.spec.peer);
 
