@@ -159,7 +159,7 @@ export class KubeClient {
         query: { labelSelector: opts.labelSelector, limit: 500, continue: cont },
       });
       items.push(...(last.items ?? []));
-      cont = last.metadata?._continue;
+      cont = (last.metadata as { continue?: string } | undefined)?.continue;
     } while (cont);
     return { ...last, items };
   }
