@@ -4,6 +4,8 @@
 import { Command, CommanderError } from 'commander';
 import { registerDemoCommand } from './commands/demo.js';
 import { registerDevCommand } from './commands/dev.js';
+import { registerFederationCommand } from './commands/federation.js';
+import { registerMatchmakerCommand } from './commands/matchmaker.js';
 import { registerOperatorCommand } from './commands/operator.js';
 import { registerSolveCommand } from './commands/solve.js';
 import { EXIT_BAD_INPUT, EXIT_FAILURE } from './exit-codes.js';
@@ -15,6 +17,8 @@ export function buildProgram(): Command {
     .exitOverride();
   registerDemoCommand(program);
   registerDevCommand(program);
+  registerFederationCommand(program);
+  registerMatchmakerCommand(program);
   registerOperatorCommand(program);
   registerSolveCommand(program);
   return program;

@@ -23,7 +23,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Assignment, Offer, Request } from '../../generated/personalcloud.js';
-import { applyObject, applyStatusIfChanged, sameContent } from '../../matchmaker/controller/apply.js';
+import { applyObject, sameContent } from '../../matchmaker/controller/apply.js';
 import {
   FEDERATION_FIELD_MANAGER,
   FederationResources as R,
@@ -294,7 +294,7 @@ export class FederationController {
     const make = <T extends KubeObject>(side: 'local' | 'upstream', type: ResourceType): Informer<T> => {
       const { kubeConfig, client } = o[side];
       const inf = new Informer<T>(kubeConfig, client, type, o.log.child({ side }), { backoffMaxMs: 10_000 });
-      this.informers.push(inf as unknown as Informer<KubeObject>);
+      this.informers.push(inf);
       return inf;
     };
     const inf = {

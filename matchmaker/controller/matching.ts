@@ -1,0 +1,200 @@
+/**
+ * From the matchmaker cluster's objects to a solver instance and back (pure).
+ *
+ * The solver's contract has one request R(i) and one bound U(i,j) per peer pair, but
+ * every Request carries its own placement. So the instance has one node per present
+ * host (O = the sum of its Offers, R = 0) and one node per Request (R = its units,
+ * O = 0); U(request, host) is the least of the Request's placement (peers[].max, else
+ * 1 when spread, else maxPerPeer) and 0 when the host is the requester itself or its
+ * Offers exclude the requester. The max flow of that network is the request-optimal
+ * assignment of the paper with per-Request bounds.
+ *
+ * Objects are trusted only as far as their namespace: an Offer or Request in
+ * `peer-alice` counts for alice only when its spec.peer says alice.
+ */
+import type { Assignment, AssignmentVmStatus, Offer, Request } from '../../generated/personalcloud.js';
+import type { Instance } from '../solver/index.js';
+import { assignmentName, peerOfNamespace } from './federation-api.js';
+
+export interface MatchInput {
+  /** Peers whose heartbeat is within the grace period. */
+  present: ReadonlySet<string>;
+  offers: readonly Offer[];
+  requests: readonly Request[];
+  /** Assignments that exist now (all peer namespaces). */
+  assignments: readonly Assignment[];
+  /** Assignments that carry the lost annotation (by `host/name`). */
+  lost?: ReadonlySet<string>;
+}
+
+export interface RequestRef {
+  requester: string;
+  name: string;
+  units: number;
+  request: Request;
+}
+
+export interface MatchInstance {
+  instance: Instance;
+  /** [request node, host node, units] of Assignments that run on present hosts. */
+  previous: [number, number, number][];
+  hosts: string[];
+  requests: RequestRef[];
+  /** Host node of a peer (host indices are 0..hosts.length-1). */
+  hostIndex: Map<string, number>;
+}
+
+/** Offers and Requests that count: spec.peer agrees with the namespace and nothing is being deleted. */
+export function trusted<T extends Offer | Request>(objs: readonly T[]): T[] {
+  return objs.filter(
+    (o) =>
+      !o.metadata?.deletionTimestamp &&
+      o.spec?.peer !== undefined &&
+      peerOfNamespace(o.metadata?.namespace) === o.spec.peer,
+  );
+}
+
+export function offeredUnits(offers: readonly Offer[]): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const o of trusted(offers)) m.set(o.spec.peer, (m.get(o.spec.peer) ?? 0) + o.spec.units);
+  return m;
+}
+
+export function assignmentKeyOf(a: Assignment): string {
+  return `${a.spec.host}/${a.metadata?.name ?? ''}`;
+}
+
+/** U(request, host), Infinity when unbounded. */
+export function boundFor(request: Request, host: string, excluded: ReadonlySet<string> | undefined): number {
+  const requester = request.spec.peer;
+  if (host === requester || excluded?.has(requester)) return 0;
+  const placement = request.spec.placement ?? {};
+  const listed = placement.peers?.find((p) => p.peer === host);
+  let cap = listed ? listed.max : (placement.maxPerPeer ?? Infinity);
+  if (placement.spread) cap = Math.min(cap, 1);
+  return cap;
+}
+
+export function buildInstance(input: MatchInput): MatchInstance {
+  const offered = offeredUnits(input.offers);
+  const excludes = new Map<string, Set<string>>();
+  for (const o of trusted(input.offers)) {
+    const s = excludes.get(o.spec.peer) ?? new Set<string>();
+    for (const p of o.spec.excludePeers ?? []) s.add(p);
+    excludes.set(o.spec.peer, s);
+  }
+  const hosts = [...offered.keys()].filter((p) => input.present.has(p) && (offered.get(p) ?? 0) > 0).sort();
+  const hostIndex = new Map(hosts.map((h, i) => [h, i] as const));
+  const requests: RequestRef[] = trusted(input.requests)
+    .map((r) => ({ requester: r.spec.peer, name: r.metadata?.name ?? '', units: r.spec.units, request: r }))
+    .sort((a, b) => a.requester.localeCompare(b.requester) || a.name.localeCompare(b.name));
+  const H = hosts.length;
+  const n = H + requests.length;
+  const offers = new Array<number>(n).fill(0);
+  const req = new Array<number>(n).fill(0);
+  hosts.forEach((h, j) => (offers[j] = offered.get(h) ?? 0));
+  const bounds: [number, number, number][] = [];
+  requests.forEach((r, q) => {
+    req[H + q] = r.units;
+    hosts.forEach((h, j) => {
+      const cap = boundFor(r.request, h, excludes.get(h));
+      if (Number.isFinite(cap)) bounds.push([H + q, j, cap]);
+    });
+  });
+  const requestIndex = new Map(requests.map((r, q) => [`${r.requester}/${r.name}`, H + q] as const));
+  const previous: [number, number, number][] = [];
+  for (const a of input.assignments) {
+    if (a.metadata?.deletionTimestamp || input.lost?.has(assignmentKeyOf(a))) continue;
+    const i = requestIndex.get(`${a.spec.requester}/${a.spec.request}`);
+    const j = hostIndex.get(a.spec.host);
+    if (i === undefined || j === undefined || a.spec.units <= 0) continue;
+    previous.push([i, j, a.spec.units]);
+  }
+  return {
+    instance: { peers: n, offers, requests: req, defaultBound: null, bounds },
+    previous,
+    hosts,
+    requests,
+    hostIndex,
+  };
+}
+
+/** One placement the solver chose. */
+export interface Placed {
+  requester: string;
+  request: string;
+  host: string;
+  units: number;
+}
+
+export function decodeAnswer(m: MatchInstance, cells: readonly (readonly number[])[]): Placed[] {
+  const H = m.hosts.length;
+  const out: Placed[] = [];
+  for (const [i, j, u] of cells) {
+    const r = m.requests[(i ?? 0) - H];
+    const host = m.hosts[j ?? -1];
+    if (!r || host === undefined || !u) continue;
+    out.push({ requester: r.requester, request: r.name, host, units: u });
+  }
+  return out;
+}
+
+// --- desired objects ------------------------------------------------------------------
+
+export const SatisfiedReasons = {
+  FullyAssigned: 'FullyAssigned',
+  PartiallyAssigned: 'PartiallyAssigned',
+  NoCapacity: 'NoCapacity',
+} as const;
+
+export interface AssignmentIntent {
+  namespace: string;
+  name: string;
+  placed: Placed;
+  request: Request;
+}
+
+export function placementKey(p: { requester: string; request: string; host: string }): string {
+  return `${p.host}/${assignmentName(p.requester, p.request)}`;
+}
+
+/** A placement's VMs as the requester sees them: the host's report, else the names to come. */
+export function placementVms(
+  units: number,
+  request: string,
+  observed: readonly AssignmentVmStatus[] | undefined,
+  lost: boolean,
+): { name: string; phase?: string; hostname?: string }[] {
+  const vms =
+    observed && observed.length > 0
+      ? observed.map((v) => ({
+          name: v.name,
+          ...(v.phase ? { phase: v.phase } : {}),
+          ...(v.hostname ? { hostname: v.hostname } : {}),
+        }))
+      : Array.from({ length: units }, (_, i) => ({ name: `${request}-${i}`, phase: 'Pending' }));
+  return lost ? vms.map((v) => ({ ...v, phase: 'Lost' })) : vms;
+}
+
+export function satisfied(
+  wanted: number,
+  assigned: number,
+): { status: 'True' | 'False'; reason: string; message: string } {
+  if (assigned >= wanted)
+    return {
+      status: 'True',
+      reason: SatisfiedReasons.FullyAssigned,
+      message: `all ${wanted} unit(s) placed`,
+    };
+  if (assigned > 0)
+    return {
+      status: 'False',
+      reason: SatisfiedReasons.PartiallyAssigned,
+      message: `${assigned} of ${wanted} unit(s) placed; the federation has no room for the rest`,
+    };
+  return {
+    status: 'False',
+    reason: SatisfiedReasons.NoCapacity,
+    message: `none of ${wanted} unit(s) placed: no present peer has room that the placement allows`,
+  };
+}
