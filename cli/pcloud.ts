@@ -7,6 +7,8 @@ import { registerDevCommand } from './commands/dev.js';
 import { registerFederationCommand } from './commands/federation.js';
 import { registerMatchmakerCommand } from './commands/matchmaker.js';
 import { registerOperatorCommand } from './commands/operator.js';
+import { registerMatchCommand } from './commands/match.js';
+import { registerSimulateCommand } from './commands/simulate.js';
 import { registerSolveCommand } from './commands/solve.js';
 import { EXIT_BAD_INPUT, EXIT_FAILURE } from './exit-codes.js';
 
@@ -21,6 +23,8 @@ export function buildProgram(): Command {
   registerMatchmakerCommand(program);
   registerOperatorCommand(program);
   registerSolveCommand(program);
+  registerMatchCommand(program);
+  registerSimulateCommand(program);
   return program;
 }
 

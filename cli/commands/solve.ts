@@ -7,7 +7,6 @@ import {
   parseInstance,
   parsePrevious,
   solveProblem,
-  type Algorithm,
 } from '../../matchmaker/solver/index.js';
 
 /** Reads a file, or standard input for '-'; a missing file is bad input. */
