@@ -63,6 +63,17 @@ export class FlowGraph {
     return this.orig[e]! - this.cap[2 * e]!;
   }
 
+  /** Residual capacity of arc e. */
+  residual(e: number): number {
+    return this.cap[2 * e]!;
+  }
+
+  /** Sends x units along arc e (a warm start; the caller keeps conservation). */
+  push(e: number, x: number): void {
+    this.cap[2 * e]! -= x;
+    this.cap[2 * e + 1]! += x;
+  }
+
   tail(e: number): number {
     return this.head[2 * e + 1]!;
   }

@@ -29,6 +29,8 @@ interface Built {
   /** arcs r_i -> o_j (pairs) are marked with their requester, tree arcs with -1 */
   arcKind: Int8Array;
   treeNodes: number;
+  sArc: Int32Array;
+  tArc: Int32Array;
 }
 
 const S = 0;
@@ -78,11 +80,13 @@ export function buildNetwork(p: Problem, opt: NetworkOptions = {}): Built {
   // tree node id -> graph node base + id
   const N = base + treeNodes;
   const g = new FlowGraph(N, 2 * n + p.bi.length + (useTree ? 4 * n : 0) + 16, withCost);
+  const sArc = new Int32Array(n).fill(-1);
+  const tArc = new Int32Array(n).fill(-1);
   for (let i = 0; i < n; i++) {
     const sc = opt.sourceCost ? opt.sourceCost[i]! : 0;
-    if (R[i]! > 0) g.addArc(S, 2 + i, R[i]!, sc);
+    if (R[i]! > 0) sArc[i] = g.addArc(S, 2 + i, R[i]!, sc);
   }
-  for (let j = 0; j < n; j++) if (O[j]! > 0) g.addArc(2 + n + j, T, O[j]!, 0);
+  for (let j = 0; j < n; j++) if (O[j]! > 0) tArc[j] = g.addArc(2 + n + j, T, O[j]!, 0);
   const firstPairArc = g.arcs;
   const kinds: number[] = [];
   if (useTree) {
@@ -186,7 +190,7 @@ export function buildNetwork(p: Problem, opt: NetworkOptions = {}): Built {
   }
   const arcKind = new Int8Array(kinds.length);
   for (let x = 0; x < kinds.length; x++) arcKind[x] = kinds[x]!;
-  return { g, firstPairArc, arcKind, treeNodes };
+  return { g, firstPairArc, arcKind, treeNodes, sArc, tArc };
 }
 
 /** Turns arc flows into (requester, host, units) cells, splitting tree flow by origin. */
@@ -237,9 +241,33 @@ export function decompose(p: Problem, b: Built): Solution {
   return finalize(n, cells);
 }
 
+/**
+ * Greedy feasible flow along the requester->host pair arcs (first fit), so that Dinic
+ * only has to repair what the greedy got wrong. Any feasible start keeps Dinic exact.
+ */
+function warmStart(p: Problem, b: Built): void {
+  const { g, firstPairArc, arcKind, sArc, tArc } = b;
+  const n = p.n;
+  for (let x = 0; x < arcKind.length; x++) {
+    if (arcKind[x] !== 1) continue;
+    const e = firstPairArc + x;
+    const i = g.tail(e) - 2;
+    const j = g.headOf(e) - 2 - n;
+    const se = sArc[i]!;
+    const te = tArc[j]!;
+    if (se < 0 || te < 0) continue;
+    const f = Math.min(g.residual(se), g.residual(e), g.residual(te));
+    if (f <= 0) continue;
+    g.push(se, f);
+    g.push(e, f);
+    g.push(te, f);
+  }
+}
+
 /** Exact max flow on the compact network (default null or 0, or expanded finite k). */
 export function solveNetwork(p: Problem, expandFinite = false): Solution {
   const b = buildNetwork(p, { expandFinite });
+  warmStart(p, b);
   b.g.maxflow(S, T);
   return decompose(p, b);
 }

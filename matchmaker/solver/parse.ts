@@ -105,27 +105,28 @@ export function buildProblem(
     bStart[i + 1]!++;
   }
   for (let i = 0; i < n; i++) bStart[i + 1]! += bStart[i]!;
+  // two stable counting sorts (by host, then by requester): O(n + m), sorted by (i, j)
+  const byJ = new Int32Array(n + 1);
+  for (let e = 0; e < m; e++) byJ[bj[e]! + 1]!++;
+  for (let j = 0; j < n; j++) byJ[j + 1]! += byJ[j]!;
+  const first = new Int32Array(m);
+  for (let e = 0; e < m; e++) first[byJ[bj[e]!]!++] = e;
   const fill = bStart.slice(0, n);
   const order = new Int32Array(m);
-  for (let e = 0; e < m; e++) order[fill[bi[e]!]!++] = e;
+  for (let x = 0; x < m; x++) {
+    const e = first[x]!;
+    order[fill[bi[e]!]!++] = e;
+  }
   const si = new Int32Array(m);
   const sj = new Int32Array(m);
   const sc = new Float64Array(m);
-  const row: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const a = bStart[i]!;
-    const b = bStart[i + 1]!;
-    row.length = 0;
-    for (let p = a; p < b; p++) row.push(order[p]!);
-    if (row.length > 1) row.sort((x, y) => bj[x]! - bj[y]! || x - y);
-    for (let p = a; p < b; p++) {
-      const e = row[p - a]!;
-      si[p] = i;
-      sj[p] = bj[e]!;
-      sc[p] = bc[e]!;
-      if (p > a && sj[p - 1] === sj[p]) {
-        throw new InputError(`bounds[${e}]: duplicate pair (${i}, ${sj[p]})`);
-      }
+  for (let p = 0; p < m; p++) {
+    const e = order[p]!;
+    si[p] = bi[e]!;
+    sj[p] = bj[e]!;
+    sc[p] = bc[e]!;
+    if (p > 0 && si[p - 1] === si[p] && sj[p - 1] === sj[p]) {
+      throw new InputError(`bounds[${Math.max(e, order[p - 1]!)}]: duplicate pair (${si[p]}, ${sj[p]})`);
     }
   }
   return { n, R, O, k, bi: si, bj: sj, bc: sc, bStart, weights };
