@@ -9,6 +9,8 @@
  *
  *   make bench-operator          (= node dist/bench/operator/run.js)
  *   node dist/bench/operator/run.js --tenants 50 --per-tenant 4   (smaller run)
+ *   node dist/bench/operator/run.js --ports 0   (no Services/routes: the test control plane's
+ *     service CIDR is a /24, so more than ~250 ClusterIP Services cannot be allocated)
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -27,6 +29,8 @@ function arg(name: string, def: number): number {
 const TENANTS = arg('tenants', 500);
 const PER_TENANT = arg('per-tenant', 4);
 const TIMEOUT_S = arg('timeout', 3600);
+/** HTTP ports per VM (each VM with a port gets a Service with a ClusterIP). */
+const PORTS = arg('ports', 1);
 
 function get(port: number, path: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -88,7 +92,11 @@ async function main(): Promise<void> {
           units: 1,
           vm: {
             image: 'quay.io/containerdisks/fedora:40',
-            ports: [{ name: 'web', port: 80, protocol: 'HTTP' }],
+            ports: Array.from({ length: PORTS }, (_, p) => ({
+              name: `web${p}`,
+              port: 80 + p,
+              protocol: 'HTTP',
+            })),
           },
         },
       });
@@ -150,6 +158,7 @@ async function main(): Promise<void> {
     op.kill('SIGTERM');
     const result = {
       tenants: TENANTS,
+      portsPerVm: PORTS,
       assignments: total,
       steadyStateSeconds: Number((steadyMs / 1000).toFixed(1)),
       apiRequests: requests,
