@@ -274,8 +274,24 @@ export async function runMatchmaker(
     expiryTimer.unref();
   };
 
+  /**
+   * Before a peer counts as away, read its heartbeat live: a watch that missed events
+   * or a matchmaker API outage must never look like every home leaving at once. Throws
+   * when the API server cannot be asked (the pass is retried).
+   */
+  const confirmAway = async (): Promise<void> => {
+    const t = now();
+    const suspects = [...seen].filter(([, s]) => s.at + config.peerGraceMs <= t);
+    for (const [peer] of suspects) {
+      const lease = await client.get<LeaseObject>(R.Lease, HEARTBEAT_LEASE, peerNamespace(peer));
+      if (lease) observeLease(lease);
+      else seen.delete(peer);
+    }
+  };
+
   async function pass(): Promise<void> {
     const started = now();
+    await confirmAway();
     const present = presentSet();
     presentPeers.set(present.size);
     const allAssignments = assignments.list().filter(inPeerNamespace);

@@ -350,7 +350,13 @@ export class FederationController {
       });
   }
 
+  /**
+   * The heartbeat says "this home can host": it is renewed only while the home's own
+   * API server answers, so a home whose control plane is down lapses and its units
+   * are re-solved elsewhere.
+   */
   async renewHeartbeat(): Promise<void> {
+    await this.o.local.client.request('GET', '/readyz');
     const up = this.o.upstream.client;
     const namespace = peerNamespace(this.o.peer);
     const now = microTime(new Date());
