@@ -39,7 +39,7 @@ function startOperator(identity: string): void {
   const child = spawn(
     process.execPath,
     [
-      join(repoRoot, 'dist', 'cli', 'pcloud.js'),
+      join(repoRoot, 'dist', 'operator', 'bin.js'),
       'operator',
       '--kubeconfig',
       cp.kubeconfigPath,

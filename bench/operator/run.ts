@@ -110,7 +110,7 @@ async function main(): Promise<void> {
     const op = spawn(
       process.execPath,
       [
-        join(repoRoot, 'dist', 'cli', 'pcloud.js'),
+        join(repoRoot, 'dist', 'operator', 'bin.js'),
         'operator',
         '--kubeconfig',
         cp.kubeconfigPath,
