@@ -182,6 +182,33 @@ export function finalize(n: number, cells: Cells): Solution {
       }
       continue;
     }
+    if (b - a <= 32) {
+      // short rows (the usual case): insertion sort in place
+      for (let p = a + 1; p < b; p++) {
+        const tj = to[p]!;
+        const tu = units[p]!;
+        let q = p - 1;
+        while (q >= a && to[q]! > tj) {
+          to[q + 1] = to[q]!;
+          units[q + 1] = units[q]!;
+          q--;
+        }
+        to[q + 1] = tj;
+        units[q + 1] = tu;
+      }
+      for (let p = a; p < b; p++) {
+        total += units[p]!;
+        if (count > 0 && outFrom[count - 1] === i && outTo[count - 1] === to[p]) {
+          outUnits[count - 1]! += units[p]!;
+        } else {
+          outFrom[count] = i;
+          outTo[count] = to[p]!;
+          outUnits[count] = units[p]!;
+          count++;
+        }
+      }
+      continue;
+    }
     idx.length = 0;
     for (let p = a; p < b; p++) idx.push(p);
     idx.sort((x, y) => to[x]! - to[y]!);

@@ -65,7 +65,22 @@ export function solveProblem(p: Problem, opt: SolveOptions = {}): Solution {
   if (engine === 'network') return solveNetwork(p, true);
   if (engine === 'implicit' || (finite && engine === 'auto')) {
     if (engine === 'implicit') return solveImplicit(p);
-    return solveImplicit(p, p.bi.length === 0 ? uniformStart(p) : greedyFill(p).cells);
+    if (p.bi.length > 0) return solveImplicit(p, greedyFill(p).cells);
+    const start = uniformStart(p);
+    // Certificate without a BFS: no requester can get more than k from each of the n-1
+    // others, nor a host give more, so min(Σ min(R_i, k(n-1)), Σ min(O_j, k(n-1))) bounds
+    // every flow. A start that reaches it is optimal as it stands.
+    let got = 0;
+    for (let e = 0; e < start.length; e++) got += start.u[e]!;
+    let sr = 0;
+    let so = 0;
+    const most = p.k * Math.max(0, p.n - 1);
+    for (let i = 0; i < p.n; i++) {
+      sr += Math.min(p.R[i]!, most);
+      so += Math.min(p.O[i]!, most);
+    }
+    if (got === Math.min(sr, so)) return finalize(p.n, start);
+    return solveImplicit(p, start);
   }
   if (p.k === Infinity && p.bi.length === 0) return solveUnbounded(p);
   return solveNetwork(p);
