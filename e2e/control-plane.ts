@@ -28,7 +28,9 @@ export const BIN_DIR = join(repoRoot, '.cache', 'bin');
 export const THIRD_PARTY_CRD_DIR = join(repoRoot, '.cache', 'crds');
 export const OUR_CRD_DIR = join(repoRoot, 'crds');
 const DIR_PREFIX = 'pcloud-cp-';
-const SERVICE_CIDR = '10.0.0.0/24';
+// Room for tens of thousands of Services (bench-operator makes one per VM).
+const SERVICE_CIDR = '10.96.0.0/16';
+const KUBERNETES_SERVICE_IP = '10.96.0.1';
 
 export interface ControlPlaneOptions {
   /** Used in folder names and logs. */
@@ -270,7 +272,7 @@ export class ControlPlane {
     this.ca = await createCertificateAuthority(`pcloud-${this.name}-ca`);
     const serving = await this.ca.issueServing(
       ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'],
-      ['127.0.0.1', '10.0.0.1'],
+      ['127.0.0.1', KUBERNETES_SERVICE_IP],
     );
     this.admin = await this.ca.issueClient('pcloud-admin', ['system:masters']);
     const sa = createServiceAccountKey();
