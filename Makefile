@@ -13,7 +13,7 @@ setup: ## install npm packages, build kube-apiserver/etcd/kubectl/helm, fetch th
 	@bash hack/setup.sh
 
 build: setup ## compile the TypeScript into dist/
-	@npx tsc -p tsconfig.build.json
+	@node_modules/.bin/tsc -p tsconfig.build.json
 
 gen: build ## regenerate generated/ from crds/
 	@node dist/hack/generate-types.js
@@ -24,10 +24,10 @@ check-gen: build ## fail when generated/ is stale against crds/
 	@bash hack/sync-chart-crds.sh --check
 
 typecheck: setup
-	@npx tsc -p tsconfig.json --noEmit
+	@node_modules/.bin/tsc -p tsconfig.json --noEmit
 
 lint: setup ## ESLint (typescript-eslint, no floating promises) and Prettier
-	@npx eslint . && npx prettier --check .
+	@node_modules/.bin/eslint . && node_modules/.bin/prettier --check .
 
 test: setup check-gen typecheck lint ## the whole suite: unit, integration and end-to-end
 	@$(JEST) --selectProjects unit integration e2e

@@ -42,7 +42,9 @@ function usage(server: string): string {
 
 /** `pcloud dev up|down`: a local control plane for a person, kubeconfig in .cache/dev/kubeconfig. */
 export function registerDevCommand(program: Command): void {
-  const dev = program.command('dev').description('start or stop a local control plane (.cache/dev/kubeconfig)');
+  const dev = program
+    .command('dev')
+    .description('start or stop a local control plane (.cache/dev/kubeconfig)');
   dev
     .command('up')
     .description('start etcd, kube-apiserver and kube-controller-manager with every CRD installed')
@@ -61,6 +63,10 @@ export function registerDevCommand(program: Command): void {
     .description('stop the local control plane and delete its data')
     .action(async () => {
       const stopped = await ControlPlane.stopDir(DEV_DIR);
-      process.stdout.write(stopped ? 'Local control plane stopped and its data deleted.\n' : 'No local control plane was running.\n');
+      process.stdout.write(
+        stopped
+          ? 'Local control plane stopped and its data deleted.\n'
+          : 'No local control plane was running.\n',
+      );
     });
 }
