@@ -1,9 +1,10 @@
+import { jest } from '@jest/globals';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { matchCommand } from '../../cli/commands/match.js';
 import { simulateCommand } from '../../cli/commands/simulate.js';
-import { solveCommand } from '../../cli/commands/solve.js';
+import { runBadInputAware, solveCommand } from '../../cli/commands/solve.js';
 import { CSV_HEADER, simulate } from '../simulate/simulate.js';
 import { InputError } from '../solver/problem.js';
 import { match, matchProblem, parseManifests } from './match.js';
@@ -147,6 +148,30 @@ describe('command functions', () => {
     if (o.previous) o.previous = sub(o.previous);
     expect(() => solveCommand(o)).toThrow(InputError);
     expect(() => solveCommand(o)).toThrow(message);
+  });
+
+  test('bad input becomes one line on stderr and exit code 2', () => {
+    const lines: string[] = [];
+    const write = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    const before = process.exitCode;
+    try {
+      runBadInputAware('solve', () => {
+        throw new InputError('bounds[0]: i == j (1)\nsecond line');
+      });
+      expect(process.exitCode).toBe(2);
+      expect(lines).toEqual(['pcloud solve: bounds[0]: i == j (1) second line\n']);
+    } finally {
+      write.mockRestore();
+      process.exitCode = before;
+    }
+    expect(() =>
+      runBadInputAware('solve', () => {
+        throw new Error('not the caller');
+      }),
+    ).toThrow('not the caller');
   });
 
   test('match reads YAML and rejects bad input', () => {
