@@ -96,10 +96,10 @@ function esc(s: string): string {
 
 /** A hand-rolled SVG line chart: percent met against users, one line per algorithm/mode. */
 export function toSvg(rows: SimRow[], title: string): string {
-  const W = 640;
+  const W = 720;
   const H = 400;
   const L = 60;
-  const Rm = 150;
+  const Rm = 200; // room for the longest legend label at 12px
   const Tm = 40;
   const B = 50;
   const pw = W - L - Rm;
