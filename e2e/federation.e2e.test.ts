@@ -8,7 +8,9 @@
  * it returns (nothing that runs moves), the matchmaker is cut off (hosts keep their
  * VMs) and catches up, and a withdrawn Request is torn down at every host.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { Assignment, Offer, Request } from '../generated/personalcloud.js';
 import {
@@ -19,7 +21,7 @@ import {
 import { buildInstance } from '../matchmaker/controller/matching.js';
 import { solve } from '../matchmaker/solver/index.js';
 import { ApiError, type KubeClient, type KubeObject } from '../operator/runtime/kube-client.js';
-import { LocalFederation } from './federation-harness.js';
+import { CLI, LocalFederation } from './federation-harness.js';
 import { repoRoot } from './paths.js';
 
 const HOMES = ['alice', 'bob', 'carol'] as const;
@@ -277,5 +279,38 @@ describe('federation across real control planes', () => {
     expect(summary(as.filter((a) => a.spec.requester === 'alice'))).toEqual(
       summary(before.filter((a) => a.spec.requester === 'alice')),
     );
+  });
+
+  it('the CLI: invite is idempotent and its token works only in its namespace; join checks the file', () => {
+    const pcloud = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+    const first = pcloud('federation', 'invite', 'dave', `--kubeconfig=${fed.matchmaker.kubeconfigPath}`);
+    expect(first.status).toBe(0);
+    const again = pcloud('federation', 'invite', 'dave', `--kubeconfig=${fed.matchmaker.kubeconfigPath}`);
+    expect(again.stdout).toBe(first.stdout);
+    const file = join(fed.logDir, 'dave-join.kubeconfig');
+    writeFileSync(file, first.stdout);
+    const kubectl = (args: string[]) =>
+      spawnSync(join(repoRoot, '.cache', 'bin', 'kubectl'), [`--kubeconfig=${file}`, ...args], {
+        encoding: 'utf8',
+      });
+    expect(kubectl(['get', 'offers', '-n', 'peer-dave']).status).toBe(0);
+    const denied = kubectl(['get', 'offers', '-n', 'peer-alice']);
+    expect(denied.status).not.toBe(0);
+    expect(denied.stderr).toContain('forbidden');
+    // join: a good file is stored (re-joining alice changes nothing), a bad one is refused by name
+    const aliceFile = join(fed.logDir, 'alice-join.kubeconfig');
+    writeFileSync(aliceFile, fed.home('alice').joinKubeconfig);
+    const joined = pcloud(
+      'federation',
+      'join',
+      aliceFile,
+      `--kubeconfig=${fed.home('alice').cp.kubeconfigPath}`,
+    );
+    expect(joined.stdout).toContain('joined as peer alice');
+    const bad = join(fed.logDir, 'bad.kubeconfig');
+    writeFileSync(bad, first.stdout.replace('namespace: peer-dave', 'namespace: default'));
+    const refused = pcloud('federation', 'join', bad, `--kubeconfig=${fed.home('alice').cp.kubeconfigPath}`);
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toContain('namespace must be peer-<name>');
   });
 });

@@ -159,9 +159,29 @@ export async function runMatchmaker(
     help: 'Units assigned by the last pass.',
     registers: [metrics.registry],
   });
-  const client = await KubeClient.fromKubeConfig(kc, (verb, code) =>
-    metrics.apiRequests.labels(verb, String(code)).inc(),
-  );
+  // --- presence: when did we last see each peer's heartbeat change (our clock) -------
+  const seen = new Map<string, { renewTime: string; at: number }>();
+  /**
+   * While the matchmaker cannot reach its own API server it sees no heartbeats, which
+   * must not count against the peers: when requests succeed again after failing, every
+   * peer gets a fresh grace period from that moment.
+   */
+  let failingSince: number | undefined;
+  const apiAnswered = (code: number): void => {
+    if (code === 0 || code >= 500) {
+      failingSince ??= now();
+      return;
+    }
+    if (failingSince === undefined) return;
+    failingSince = undefined;
+    const t = now();
+    for (const s of seen.values()) s.at = Math.max(s.at, t);
+    log.info({ peers: seen.size }, 'API server reachable again: every peer gets a fresh grace period');
+  };
+  const client = await KubeClient.fromKubeConfig(kc, (verb, code) => {
+    metrics.apiRequests.labels(verb, String(code)).inc();
+    apiAnswered(code);
+  });
 
   const informers: Informer<KubeObject>[] = [];
   const informer = <T extends KubeObject>(type: typeof R.Offer, labelSelector?: string): Informer<T> => {
@@ -177,8 +197,6 @@ export async function runMatchmaker(
   const assignments = informer<AssignmentObject>(R.Assignment);
   const leases = informer<LeaseObject>(R.Lease, `${HEARTBEAT_LABEL}=true`);
 
-  // --- presence: when did we last see each peer's heartbeat change (our clock) -------
-  const seen = new Map<string, { renewTime: string; at: number }>();
   const observeLease = (l: LeaseObject): void => {
     const peer = peerOfNamespace(l.metadata?.namespace);
     if (!peer || l.metadata?.name !== HEARTBEAT_LEASE) return;
@@ -222,7 +240,13 @@ export async function runMatchmaker(
       return;
     }
     running = pass()
-      .catch((err: unknown) => log.error({ err: errorMessage(err) }, 'matchmaking pass failed'))
+      .catch((err: unknown) => {
+        log.warn({ err: errorMessage(err), retryInMs: retryDelay }, 'matchmaking pass failed; retrying');
+        if (retryTimer) clearTimeout(retryTimer);
+        retryTimer = setTimeout(changed, retryDelay);
+        retryTimer.unref();
+        retryDelay = Math.min(30_000, retryDelay * 2);
+      })
       .finally(() => {
         running = undefined;
         if (dirty) {
@@ -334,9 +358,11 @@ export async function runMatchmaker(
     const existing = new Map(allAssignments.map((a) => [assignmentKeyOf(a), a] as const));
     const writes: Array<() => Promise<unknown>> = [];
     let writeCount = 0;
+    // a write that found nothing to change returns false and is not counted
     const write = (fn: () => Promise<unknown>): void => {
-      writeCount++;
-      writes.push(fn);
+      writes.push(async () => {
+        if ((await fn()) !== false) writeCount++;
+      });
     };
     const stamp = new Date(now()).toISOString();
 
@@ -546,7 +572,6 @@ export async function runMatchmaker(
     }
 
     const errors = await pool(writes, config.writeConcurrency, (fn) => fn());
-    // applyStatusIfChanged counts as a write only when it wrote; good enough for logs
     const offered = Array.from(m.instance.offers).reduce((t, x) => t + x, 0);
     const requested = m.requests.reduce((t, r) => t + r.units, 0);
     assignedUnits.set(assignedTotal);
