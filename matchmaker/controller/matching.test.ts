@@ -101,3 +101,40 @@ describe('assignmentName', () => {
     expect(long).toBe(assignmentName('alice', 'x'.repeat(80)));
   });
 });
+
+describe('agrees with matchmaker/manifests (pcloud match) on the optimum', () => {
+  it('random federations: same total with all peers present', async () => {
+    const { matchProblem } = await import('../manifests/match.js');
+    const { solveProblem } = await import('../solver/index.js');
+    let seed = 7;
+    const rand = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const names = ['a', 'b', 'c', 'd', 'e'];
+    for (let t = 0; t < 40; t++) {
+      const offers = names
+        .filter(() => rand(4) > 0)
+        .map((p) => offer(p, rand(4), rand(3) === 0 ? [names[rand(5)]!].filter((x) => x !== p) : []));
+      const requests = names.flatMap((p) =>
+        Array.from({ length: rand(3) }, (_, k) => {
+          const placement: Request['spec']['placement'] =
+            rand(3) === 0
+              ? { spread: true }
+              : rand(2) === 0
+                ? {
+                    maxPerPeer: 1 + rand(2),
+                    peers: [{ peer: names[(names.indexOf(p) + 1) % 5]!, max: rand(3) }],
+                  }
+                : {};
+          return request(p, `r${k}`, 1 + rand(4), placement);
+        }),
+      );
+      const mine = solve(
+        buildInstance({ present: new Set(names), offers, requests, assignments: [] }).instance,
+      ).total;
+      const theirs = solveProblem(matchProblem(offers as never, requests as never).problem).total;
+      expect(mine).toBe(theirs);
+    }
+  });
+});
