@@ -149,3 +149,14 @@ describe('renderUserData: invalid #cloud-config', () => {
     }
   });
 });
+
+describe('YAML 1.1, as cloud-init reads it', () => {
+  it('keeps octal file permissions meaning what they meant (0644 stays mode 0o644)', () => {
+    const given = '#cloud-config\nwrite_files:\n  - path: /etc/x\n    permissions: 0644\n    content: hi\n';
+    const out = renderUserData({ image: 'i', cloudInit: given, sshKeys: ['ssh-ed25519 AAAA k'] }, 'h');
+    const read = (doc: string) =>
+      (parse(doc, { version: '1.1' }) as { write_files: { permissions: number }[] }).write_files;
+    expect(read(out)).toEqual(read(given));
+    expect(read(out)[0]?.permissions).toBe(0o644);
+  });
+});

@@ -12,6 +12,13 @@ export class CloudInitError extends Error {
 }
 
 /**
+ * cloud-init reads user data with PyYAML, which speaks YAML 1.1: `0644` is octal and
+ * `yes` is a boolean there. Parsing and writing in 1.1 keeps the document's meaning
+ * (in 1.2 `permissions: 0644` would come back as decimal 644).
+ */
+const CLOUD_INIT_YAML = { version: '1.1' } as const;
+
+/**
  * A `#cloud-config` document for the VM: the given one (when it is cloud-config)
  * with `ssh_authorized_keys` extended by spec.vm.sshKeys and `hostname` defaulted. A
  * non-cloud-config user data (a script, a MIME archive) is passed through untouched
@@ -31,7 +38,7 @@ export function renderUserData(vm: VmSpec, hostname: string): string {
     }
     let parsed: unknown;
     try {
-      parsed = parse(given);
+      parsed = parse(given, CLOUD_INIT_YAML);
     } catch (err) {
       throw new CloudInitError(
         'InvalidCloudInit',
@@ -49,5 +56,5 @@ export function renderUserData(vm: VmSpec, hostname: string): string {
   const merged = [...existing, ...keys.filter((k) => !existing.includes(k))];
   const out: Record<string, unknown> = { hostname, ...doc };
   if (merged.length > 0) out.ssh_authorized_keys = merged;
-  return `#cloud-config\n${stringify(out, { lineWidth: 0 })}`;
+  return `#cloud-config\n${stringify(out, { ...CLOUD_INIT_YAML, lineWidth: 0 })}`;
 }

@@ -9,6 +9,11 @@ import { PEER_LABEL, VM_LABEL, dnsLabel, managedLabels, tenantNamespaceName } fr
 import { assignmentLabels, vmNames } from './virtual-machines.js';
 
 /** Service names are DNS-1035 labels (they start with a letter). */
+/** The HTTPRoute or TLSRoute of one port of one VM. Admission refuses clashes (validation.ts). */
+export function routeName(vm: string, port: string): string {
+  return dnsLabel(`${vm}-${port}`);
+}
+
 export function serviceName(vm: string): string {
   return /^[a-z]/.test(vm) ? vm : dnsLabel(`vm-${vm}`);
 }
@@ -52,7 +57,7 @@ export function desiredHTTPRoutes(a: Assignment, hostnameSuffix: string, home: P
       apiVersion: 'gateway.networking.k8s.io/v1',
       kind: 'HTTPRoute',
       metadata: {
-        name: dnsLabel(`${vm}-${p.name}`),
+        name: routeName(vm, p.name),
         namespace,
         labels: { ...assignmentLabels(a), [VM_LABEL]: vm },
       },
@@ -73,7 +78,7 @@ export function desiredTLSRoutes(a: Assignment, hostnameSuffix: string, home: Pi
       apiVersion: 'gateway.networking.k8s.io/v1alpha3',
       kind: 'TLSRoute',
       metadata: {
-        name: dnsLabel(`${vm}-${p.name}`),
+        name: routeName(vm, p.name),
         namespace,
         labels: { ...assignmentLabels(a), [VM_LABEL]: vm },
       },

@@ -60,7 +60,7 @@ describe('assignmentKey and byAge', () => {
 });
 
 describe('claimsOf', () => {
-  it('claims each VM name in the tenant namespace and one hostname per HTTP/TLS port; TCP/UDP claim nothing', () => {
+  it('claims each VM, Service and route name in the tenant namespace and one hostname per HTTP/TLS port; TCP/UDP claim no route', () => {
     const a = assignment('web', {
       units: 2,
       ...ports(
@@ -70,13 +70,37 @@ describe('claimsOf', () => {
         { name: 'dns', port: 53, protocol: 'UDP' },
       ),
     });
+    const H = 'DuplicateHostname';
+    const N = 'DuplicateName';
     expect(claimsOf(a, 'bob.home.example.net')).toEqual([
-      { key: 'vm:tenant-bob/web-0', what: 'VM web-0' },
-      { key: 'http:web-0.bob.home.example.net', what: 'hostname web-0.bob.home.example.net (HTTP port web)' },
-      { key: 'tls:web-0.bob.home.example.net', what: 'hostname web-0.bob.home.example.net (TLS port tls)' },
-      { key: 'vm:tenant-bob/web-1', what: 'VM web-1' },
-      { key: 'http:web-1.bob.home.example.net', what: 'hostname web-1.bob.home.example.net (HTTP port web)' },
-      { key: 'tls:web-1.bob.home.example.net', what: 'hostname web-1.bob.home.example.net (TLS port tls)' },
+      { key: 'vm:tenant-bob/web-0', what: 'VM web-0', reason: H },
+      { key: 'service:tenant-bob/web-0', what: 'Service web-0 (VM web-0)', reason: N },
+      {
+        key: 'http:web-0.bob.home.example.net',
+        what: 'hostname web-0.bob.home.example.net (HTTP port web)',
+        reason: H,
+      },
+      { key: 'httproute:tenant-bob/web-0-web', what: 'HTTPRoute web-0-web (VM web-0, port web)', reason: N },
+      {
+        key: 'tls:web-0.bob.home.example.net',
+        what: 'hostname web-0.bob.home.example.net (TLS port tls)',
+        reason: H,
+      },
+      { key: 'tlsroute:tenant-bob/web-0-tls', what: 'TLSRoute web-0-tls (VM web-0, port tls)', reason: N },
+      { key: 'vm:tenant-bob/web-1', what: 'VM web-1', reason: H },
+      { key: 'service:tenant-bob/web-1', what: 'Service web-1 (VM web-1)', reason: N },
+      {
+        key: 'http:web-1.bob.home.example.net',
+        what: 'hostname web-1.bob.home.example.net (HTTP port web)',
+        reason: H,
+      },
+      { key: 'httproute:tenant-bob/web-1-web', what: 'HTTPRoute web-1-web (VM web-1, port web)', reason: N },
+      {
+        key: 'tls:web-1.bob.home.example.net',
+        what: 'hostname web-1.bob.home.example.net (TLS port tls)',
+        reason: H,
+      },
+      { key: 'tlsroute:tenant-bob/web-1-tls', what: 'TLSRoute web-1-tls (VM web-1, port tls)', reason: N },
     ]);
   });
 });
@@ -330,4 +354,52 @@ describe('desiredTenant', () => {
     });
     expect(t.spec.units).toBe(5);
   });
+});
+
+describe('object names two Assignments of one requester would share', () => {
+  const withPorts = (
+    name: string,
+    request: string,
+    units: number,
+    port: string,
+    created: string,
+  ): Assignment => ({
+    apiVersion: 'personalcloud.io/v1alpha1',
+    kind: 'Assignment',
+    metadata: { name, namespace: 'federation', creationTimestamp: new Date(created) },
+    spec: {
+      requester: 'bob',
+      request,
+      host: 'alice',
+      units,
+      vm: { image: 'img', ports: [{ name: port, port: 80 }] },
+    },
+  });
+
+  it.each([
+    // VM a-1 port "0-web" and VM a-1-0 port "web" both make HTTPRoute a-1-0-web
+    [
+      'an HTTPRoute',
+      withPorts('a', 'a', 2, '0-web', '2025-01-01T00:00:00Z'),
+      withPorts('b', 'a-1', 1, 'web', '2025-02-01T00:00:00Z'),
+      'HTTPRoute a-1-0-web',
+    ],
+    // VM 1web-0 gets Service vm-1web-0, which is also VM vm-1web-0's own name
+    [
+      'a Service',
+      withPorts('a', '1web', 1, 'web', '2025-01-01T00:00:00Z'),
+      withPorts('b', 'vm-1web', 1, 'web', '2025-02-01T00:00:00Z'),
+      'Service vm-1web-0',
+    ],
+  ])(
+    '%s: the younger Assignment is refused with DuplicateName naming the object',
+    (_, older, younger, object) => {
+      const { problems } = admitAssignments([younger, older], new Map(), { homeDomain: 'h.example' });
+      expect(problems.has('federation/a')).toBe(false);
+      const problem = problems.get('federation/b');
+      expect(problem?.reason).toBe('DuplicateName');
+      expect(problem?.message).toContain(`${object} `);
+      expect(problem?.message).toContain('already used by Assignment federation/a');
+    },
+  );
 });

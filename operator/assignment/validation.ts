@@ -1,16 +1,19 @@
 /**
  * What an Assignment's schema lets through but this home cannot honour: two VMs or
- * routes claiming one hostname, cloud-init we cannot add the ssh keys to, or more
+ * routes claiming one hostname, two Assignments whose VM, Service or route object names
+ * collide in the tenant namespace, cloud-init we cannot add the ssh keys to, or more
  * units for one requester than a Tenant can hold. Typed problems become a False
  * condition with a CamelCase reason and a Warning Event.
  */
 import type { Assignment, Tenant } from '../../generated/personalcloud.js';
 import { hostnameSuffixFor, type Home } from '../home.js';
 import { tenantNamespaceName } from '../labels.js';
+import { routeName, serviceName } from './routes.js';
 import { vmNames } from './virtual-machines.js';
 
 export const AssignmentReasons = {
   DuplicateHostname: 'DuplicateHostname',
+  DuplicateName: 'DuplicateName',
   UnsupportedCloudInit: 'UnsupportedCloudInit',
   InvalidCloudInit: 'InvalidCloudInit',
   QuotaExceeded: 'QuotaExceeded',
@@ -41,25 +44,52 @@ export function byAge(a: Assignment, b: Assignment): number {
 }
 
 export interface HostnameClaim {
-  /** `http:<host>`, `tls:<host>` or `vm:<namespace>/<name>`. */
+  /** `http:<host>`, `tls:<host>`, or `<kind>:<namespace>/<name>` for an object name. */
   key: string;
   what: string;
+  reason: AssignmentReason;
 }
 
-/** The names an Assignment needs for itself: VM names in its tenant namespace and routed hostnames. */
+/**
+ * Everything an Assignment would own exclusively at this home: its hostnames, and the
+ * names of its VMs, Services and routes in the tenant namespace. Names are built by
+ * joining with dashes (`<request>-<i>`, `<vm>-<port>`, `vm-<vm>`), so two Assignments
+ * of one requester can arrive at the same object name; claiming the names makes the
+ * younger one refused instead of the two overwriting each other's objects.
+ */
 export function claimsOf(a: Assignment, suffix: string): HostnameClaim[] {
   const ns = tenantNamespaceName(a.spec.requester);
   const claims: HostnameClaim[] = [];
   const ports = a.spec.vm.ports ?? [];
+  const name = (kind: string, object: string, what: string): HostnameClaim => ({
+    key: `${kind}:${ns}/${object}`,
+    what,
+    reason: AssignmentReasons.DuplicateName,
+  });
   for (const vm of vmNames(a)) {
     const host = `${vm}.${suffix}`;
-    claims.push({ key: `vm:${ns}/${vm}`, what: `VM ${vm}` });
+    claims.push({ ...name('vm', vm, `VM ${vm}`), reason: AssignmentReasons.DuplicateHostname });
+    if (ports.length > 0)
+      claims.push(name('service', serviceName(vm), `Service ${serviceName(vm)} (VM ${vm})`));
     for (const p of ports) {
       const protocol = p.protocol ?? 'HTTP';
-      if (protocol === 'HTTP')
-        claims.push({ key: `http:${host}`, what: `hostname ${host} (HTTP port ${p.name})` });
-      if (protocol === 'TLS')
-        claims.push({ key: `tls:${host}`, what: `hostname ${host} (TLS port ${p.name})` });
+      const route = routeName(vm, p.name);
+      if (protocol === 'HTTP') {
+        claims.push({
+          key: `http:${host}`,
+          what: `hostname ${host} (HTTP port ${p.name})`,
+          reason: AssignmentReasons.DuplicateHostname,
+        });
+        claims.push(name('httproute', route, `HTTPRoute ${route} (VM ${vm}, port ${p.name})`));
+      }
+      if (protocol === 'TLS') {
+        claims.push({
+          key: `tls:${host}`,
+          what: `hostname ${host} (TLS port ${p.name})`,
+          reason: AssignmentReasons.DuplicateHostname,
+        });
+        claims.push(name('tlsroute', route, `TLSRoute ${route} (VM ${vm}, port ${p.name})`));
+      }
     }
   }
   return claims;
@@ -93,17 +123,15 @@ export function admitAssignments(
     for (const c of claimsOf(a, suffix)) {
       const holder = owner.get(c.key);
       if (mine.has(c.key)) {
-        problem = new AssignmentProblem(
-          AssignmentReasons.DuplicateHostname,
-          `${c.what} is claimed twice by this Assignment: one hostname routes to one HTTP and one TLS port`,
-        );
+        const hint =
+          c.reason === AssignmentReasons.DuplicateHostname
+            ? ': one hostname routes to one HTTP and one TLS port'
+            : '';
+        problem = new AssignmentProblem(c.reason, `${c.what} is claimed twice by this Assignment${hint}`);
         break;
       }
       if (holder !== undefined && holder !== key) {
-        problem = new AssignmentProblem(
-          AssignmentReasons.DuplicateHostname,
-          `${c.what} is already used by Assignment ${holder}`,
-        );
+        problem = new AssignmentProblem(c.reason, `${c.what} is already used by Assignment ${holder}`);
         break;
       }
       mine.add(c.key);
