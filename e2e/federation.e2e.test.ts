@@ -23,29 +23,14 @@ import { solve } from '../matchmaker/solver/index.js';
 import { ApiError, type KubeClient, type KubeObject } from '../operator/runtime/kube-client.js';
 import { CLI, LocalFederation } from './federation-harness.js';
 import { repoRoot } from './paths.js';
+import { eventually as pollUntil } from './eventually.js';
 
 const HOMES = ['alice', 'bob', 'carol'] as const;
 let fed: LocalFederation;
 
-async function eventually<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 120_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
+/** Polls with this file's defaults (120 s, every 300 ms); see e2e/eventually.ts. */
+const eventually = <T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 120_000) =>
+  pollUntil(what, fn, { timeoutMs, intervalMs: 300 });
 
 const offer = (peer: string, units: number) => ({
   apiVersion: 'personalcloud.io/v1alpha1',

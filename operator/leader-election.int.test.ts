@@ -10,6 +10,7 @@ import { ControlPlane } from '../e2e/control-plane.js';
 import { repoRoot } from '../e2e/paths.js';
 import { KubeClient, type KubeObject } from './runtime/kube-client.js';
 import { Resources } from './runtime/resources.js';
+import { eventually as pollUntil } from '../e2e/eventually.js';
 
 jest.setTimeout(240_000);
 
@@ -17,23 +18,9 @@ let cp: ControlPlane;
 let client: KubeClient;
 const procs = new Map<string, ChildProcess>();
 
-async function eventually<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 90_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch {
-      // keep polling
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+/** Polls with this file's defaults (90 s, every 250 ms); see e2e/eventually.ts. */
+const eventually = <T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 90_000) =>
+  pollUntil(what, fn, { timeoutMs, intervalMs: 250 });
 
 function startOperator(identity: string): void {
   const child = spawn(

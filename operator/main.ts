@@ -17,7 +17,7 @@ import type { Home } from './home.js';
 import { MANAGED_SELECTOR } from './labels.js';
 import { Controller } from './runtime/controller.js';
 import { EventRecorder } from './runtime/events.js';
-import { startHealthServer, type HealthServer } from './runtime/health-server.js';
+import { cacheReadiness, startHealthServer, type HealthServer } from './runtime/health-server.js';
 import { Informer } from './runtime/informer.js';
 import { KubeClient, type KubeObject } from './runtime/kube-client.js';
 import { LeaderElector } from './runtime/leader-election.js';
@@ -291,12 +291,7 @@ export async function runOperator(
   server = await startHealthServer(
     config.metricsPort,
     metrics,
-    () => {
-      const pending = informers.filter((i) => !i.hasSynced()).map((i) => i.type.kind);
-      return pending.length === 0
-        ? { ok: true, detail: `ok (${leading ? 'leader' : 'standby'})` }
-        : { ok: false, detail: `waiting for caches: ${pending.join(', ')}` };
-    },
+    cacheReadiness(informers, () => leading),
     config.metricsHost,
   );
   log.info(

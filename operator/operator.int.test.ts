@@ -11,6 +11,7 @@ import { runOperator, type RunningOperator } from './main.js';
 import { createLogger } from './runtime/logger.js';
 import { KubeClient, type KubeObject } from './runtime/kube-client.js';
 import { Resources, type ResourceType } from './runtime/resources.js';
+import { eventually as pollUntil } from '../e2e/eventually.js';
 
 jest.setTimeout(180_000);
 
@@ -22,25 +23,9 @@ let op: RunningOperator;
 const HOME = 'home';
 const NS = 'federation';
 
-async function eventually<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+/** Polls with this file's defaults (60 s, every 250 ms); see e2e/eventually.ts. */
+const eventually = <T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000) =>
+  pollUntil(what, fn, { timeoutMs, intervalMs: 250 });
 
 function assignment(name: string, requester: string, units: number, ports: unknown[] = [], request = name) {
   return {

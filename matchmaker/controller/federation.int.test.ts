@@ -15,6 +15,7 @@ import { invitePeer, renderJoinKubeconfig } from './invite.js';
 import { buildInstance } from './matching.js';
 import { matchmakerDefaults, runMatchmaker, type RunningMatchmaker } from './matchmaker-controller.js';
 import { parseJoinKubeconfig } from '../../operator/federation/join.js';
+import { eventually as pollUntil } from '../../e2e/eventually.js';
 
 let cp: ControlPlane;
 let admin: KubeClient;
@@ -23,25 +24,9 @@ const peers = ['alice', 'bob', 'carol'] as const;
 const as: Record<string, KubeClient> = {};
 const joinFiles: Record<string, string> = {};
 
-async function eventually<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+/** Polls with this file's defaults (60 s, every 200 ms); see e2e/eventually.ts. */
+const eventually = <T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000) =>
+  pollUntil(what, fn, { timeoutMs, intervalMs: 200 });
 
 async function status(p: Promise<unknown>): Promise<number> {
   try {

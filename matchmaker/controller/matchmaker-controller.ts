@@ -17,7 +17,11 @@ import type { Logger } from 'pino';
 import type { Assignment, Offer, Request } from '../../generated/personalcloud.js';
 import { errorMessage } from '../../operator/runtime/apply.js';
 import { setConditions } from '../../operator/runtime/conditions.js';
-import { startHealthServer, type HealthServer } from '../../operator/runtime/health-server.js';
+import {
+  cacheReadiness,
+  startHealthServer,
+  type HealthServer,
+} from '../../operator/runtime/health-server.js';
 import { Informer } from '../../operator/runtime/informer.js';
 import { KubeClient, type KubeObject } from '../../operator/runtime/kube-client.js';
 import { LeaderElector } from '../../operator/runtime/leader-election.js';
@@ -646,12 +650,7 @@ export async function runMatchmaker(
   let server: HealthServer | undefined = await startHealthServer(
     config.metricsPort,
     metrics,
-    () => {
-      const pending = informers.filter((i) => !i.hasSynced()).map((i) => i.type.kind);
-      return pending.length === 0
-        ? { ok: true, detail: `ok (${leading ? 'leader' : 'standby'})` }
-        : { ok: false, detail: `waiting for caches: ${pending.join(', ')}` };
-    },
+    cacheReadiness(informers, () => leading),
     config.metricsHost,
   );
   log.info(

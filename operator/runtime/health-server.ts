@@ -8,6 +8,19 @@ export interface HealthServer {
   close(): Promise<void>;
 }
 
+/** /readyz for a controller process: ready once every informer has synced its cache. */
+export function cacheReadiness(
+  informers: readonly { hasSynced(): boolean; type: { kind: string } }[],
+  isLeader: () => boolean,
+): () => { ok: boolean; detail: string } {
+  return () => {
+    const pending = informers.filter((i) => !i.hasSynced()).map((i) => i.type.kind);
+    return pending.length === 0
+      ? { ok: true, detail: `ok (${isLeader() ? 'leader' : 'standby'})` }
+      : { ok: false, detail: `waiting for caches: ${pending.join(', ')}` };
+  };
+}
+
 export async function startHealthServer(
   port: number,
   metrics: OperatorMetrics,
