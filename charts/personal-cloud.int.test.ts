@@ -92,8 +92,11 @@ test.each([
   ['update', 'assignments.personalcloud.io/status', 'default', 'yes'],
   ['create', 'namespaces', '', 'yes'],
   ['update', 'leases.coordination.k8s.io', NS, 'yes'],
+  ['get', 'secrets/federation-join', NS, 'yes'],
   // Least privilege: nothing it does not need.
   ['get', 'secrets', 'tenant-bob', 'no'],
+  ['get', 'secrets/other', NS, 'no'],
+  ['list', 'secrets', NS, 'no'],
   ['create', 'pods', 'tenant-bob', 'no'],
   ['update', 'leases.coordination.k8s.io', 'kube-system', 'no'],
   ['create', 'clusterroles.rbac.authorization.k8s.io', '', 'no'],
