@@ -18,8 +18,10 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
 
 # --- Debian packages -------------------------------------------------------------
-# Listed here so a fresh machine gets them; only missing ones are installed.
-DEB_PACKAGES=(${PCLOUD_DEB_PACKAGES:-openssl})
+# Listed here so a fresh machine gets them; only missing ones are installed. The demo and
+# the tests need none beyond Go and Node.js today (certificates are made in-process);
+# `make bench-solver` installs its own (liblemon-dev, python3-networkx, time).
+DEB_PACKAGES=(${PCLOUD_DEB_PACKAGES:-})
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
