@@ -1,6 +1,7 @@
 // Deterministic instance generator for the solver benchmark.
 // node dist/bench/solver/gen.js CASE OUT.json   (cases listed in CASES)
 import { createWriteStream } from 'node:fs';
+import { mulberry32 } from '../../matchmaker/simulate/simulate.js';
 
 export interface BenchCase {
   name: string;
@@ -57,20 +58,8 @@ export const CASES: BenchCase[] = [
   },
 ];
 
-/** mulberry32: small, fast, deterministic. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function write(c: BenchCase, out: string): void {
-  const rand = rng(0xc0ffee ^ c.n ^ (c.bounds | 0));
+  const rand = mulberry32(0xc0ffee ^ c.n ^ (c.bounds | 0));
   const int = (m: number): number => Math.floor(rand() * m);
   const ws = createWriteStream(out);
   const chunks: string[] = [];
