@@ -3,6 +3,7 @@
  * Cilium and Gateway API CRDs: every object it writes must pass their schemas.
  * No kubelet: the test writes VM/VMI status itself to see status flow back.
  */
+import { isDeepStrictEqual } from 'node:util';
 import { jest } from '@jest/globals';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { ControlPlane } from '../e2e/control-plane.js';
@@ -245,11 +246,7 @@ describe('hosted Assignment → Tenant → namespace, network, VMs and routes', 
         },
       });
     }
-    const a = await eventually('Assignment Running', async () => {
-      const o = await client.get(Resources.Assignment, 'bob-web', NS);
-      return (o?.status as { phase?: string } | undefined)?.phase === 'Running' ? o : undefined;
-    });
-    expect((a.status as { vms: unknown[] }).vms).toEqual([
+    const expected = [
       {
         name: 'bob-web-0',
         phase: 'Running',
@@ -262,7 +259,16 @@ describe('hosted Assignment → Tenant → namespace, network, VMs and routes', 
         address: '10.200.0.11',
         hostname: 'bob-web-1.bob.alice.example.net',
       },
-    ]);
+    ];
+    // The VM statuses can make the Assignment Running before the second VMI (with its
+    // address) is observed, so wait for the whole expected status, then assert it.
+    const a = await eventually('Assignment Running with both VMs addressed', async () => {
+      const o = await client.get(Resources.Assignment, 'bob-web', NS);
+      const status = o?.status as { phase?: string; vms?: unknown[] } | undefined;
+      return status?.phase === 'Running' && isDeepStrictEqual(status.vms, expected) ? o : undefined;
+    });
+    expect((a.status as { phase: string }).phase).toBe('Running');
+    expect((a.status as { vms: unknown[] }).vms).toEqual(expected);
   });
 
   it('repairs a deleted or edited child', async () => {
