@@ -76,13 +76,3 @@ export const FederationResources = {
   Secret: rt('v1', 'Secret', 'secrets', true),
   ServiceAccount: rt('v1', 'ServiceAccount', 'serviceaccounts', true),
 } as const satisfies Record<string, ResourceType>;
-
-/**
- * A type whose collection path is one namespace: the runtime's Informer lists and
- * watches resourcePath(type) cluster-wide, which a peer's credentials may not do.
- * Marking the type cluster-scoped and putting the namespace into the plural makes
- * every path it builds (`.../namespaces/<ns>/<plural>[/<name>]`) namespaced.
- */
-export function inNamespace(type: ResourceType, namespace: string): ResourceType {
-  return { ...type, namespaced: false, plural: `namespaces/${namespace}/${type.plural}` };
-}

@@ -41,7 +41,6 @@ import { isConflict, type KubeClient, type KubeObject } from '../runtime/kube-cl
 import type { OperatorMetrics } from '../runtime/metrics.js';
 import { MANAGED_BY, MANAGED_BY_LABEL, containsDesired } from '../runtime/ownership.js';
 import { resourcePath, type ResourceType } from '../runtime/resources.js';
-import { inNamespace } from '../../matchmaker/controller/federation-api.js';
 
 type OfferObject = Offer & KubeObject;
 type RequestObject = Request & KubeObject;
@@ -291,22 +290,26 @@ export class FederationController {
 
   constructor(private readonly o: FederationOptions) {
     const upNs = peerNamespace(o.peer);
-    const make = <T extends KubeObject>(side: 'local' | 'upstream', type: ResourceType): Informer<T> => {
+    const make = <T extends KubeObject>(
+      side: 'local' | 'upstream',
+      type: ResourceType,
+      namespace?: string,
+    ): Informer<T> => {
       const { kubeConfig, client } = o[side];
-      const inf = new Informer<T>(kubeConfig, client, type, o.log.child({ side }), { backoffMaxMs: 10_000 });
+      const inf = new Informer<T>(kubeConfig, client, type, o.log.child({ side }), {
+        backoffMaxMs: 10_000,
+        namespace,
+      });
       this.informers.push(inf);
       return inf;
     };
     const inf = {
       localOffers: make<OfferObject>('local', R.Offer),
       localRequests: make<RequestObject>('local', R.Request),
-      localAssignments: make<AssignmentObject>(
-        'local',
-        inNamespace(R.Assignment, LOCAL_ASSIGNMENT_NAMESPACE),
-      ),
-      upOffers: make<OfferObject>('upstream', inNamespace(R.Offer, upNs)),
-      upRequests: make<RequestObject>('upstream', inNamespace(R.Request, upNs)),
-      upAssignments: make<AssignmentObject>('upstream', inNamespace(R.Assignment, upNs)),
+      localAssignments: make<AssignmentObject>('local', R.Assignment, LOCAL_ASSIGNMENT_NAMESPACE),
+      upOffers: make<OfferObject>('upstream', R.Offer, upNs),
+      upRequests: make<RequestObject>('upstream', R.Request, upNs),
+      upAssignments: make<AssignmentObject>('upstream', R.Assignment, upNs),
     };
     this.reconciler = new FederationReconciler(o, inf);
     this.controller = new Controller(this.reconciler, o.log, o.metrics, { workers: o.workers ?? 4 });

@@ -21,6 +21,8 @@ export interface InformerHandlers<T> {
 
 export interface InformerOptions {
   labelSelector?: string;
+  /** List and watch one namespace only (credentials confined to a namespace cannot watch cluster-wide). */
+  namespace?: string;
   /** Reconnect backoff (ms): initial and cap. */
   backoffInitialMs?: number;
   backoffMaxMs?: number;
@@ -44,9 +46,9 @@ export class Informer<T extends KubeObject> {
     private readonly log: Logger,
     private readonly options: InformerOptions = {},
   ) {
-    const listFn = (): Promise<KubernetesListObject<T>> =>
-      client.list<T>(type, options.labelSelector ? { labelSelector: options.labelSelector } : {});
-    this.lw = new ListWatch<T>(resourcePath(type), new Watch(kc), listFn, false, options.labelSelector);
+    const { namespace, labelSelector } = options;
+    const listFn = (): Promise<KubernetesListObject<T>> => client.list<T>(type, { namespace, labelSelector });
+    this.lw = new ListWatch<T>(resourcePath(type, namespace), new Watch(kc), listFn, false, labelSelector);
     this.lw.on('error', (err?: unknown) => this.onError(err));
     this.lw.on('connect', () => this.options.onConnect?.());
   }
