@@ -1,12 +1,12 @@
 // The Helm chart against a real control plane: it installs (CRDs included), its RBAC
 // lets the operator do its work and nothing more, bad values are refused with a message
 // naming the value, and the Argo CD Application that deploys it is valid.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN_DIR, ControlPlane } from '../e2e/control-plane.js';
 import { repoRoot } from '../e2e/paths.js';
+import { runCommand, type CommandResult } from '../e2e/run-command.js';
 import { desiredRole } from '../operator/tenant/rbac.js';
 import type { Tenant } from '../generated/personalcloud.js';
 
@@ -17,22 +17,14 @@ const SA = `system:serviceaccount:${NS}:personal-cloud`;
 let cp: ControlPlane;
 let helmHome: string;
 
-function helm(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(join(BIN_DIR, 'helm'), [...args, `--kubeconfig=${cp.kubeconfigPath}`], {
-      env: {
-        ...process.env,
-        HELM_CACHE_HOME: join(helmHome, 'cache'),
-        HELM_CONFIG_HOME: join(helmHome, 'config'),
-        HELM_DATA_HOME: join(helmHome, 'data'),
-      },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+function helm(args: string[]): Promise<CommandResult> {
+  return runCommand(join(BIN_DIR, 'helm'), [...args, `--kubeconfig=${cp.kubeconfigPath}`], {
+    env: {
+      ...process.env,
+      HELM_CACHE_HOME: join(helmHome, 'cache'),
+      HELM_CONFIG_HOME: join(helmHome, 'config'),
+      HELM_DATA_HOME: join(helmHome, 'data'),
+    },
   });
 }
 

@@ -23,6 +23,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { createCertificateAuthority, createServiceAccountKey, type KeyAndCert } from './pki.js';
 import { repoRoot } from './paths.js';
+import { runCommand, type CommandResult } from './run-command.js';
 
 export const BIN_DIR = join(repoRoot, '.cache', 'bin');
 export const THIRD_PARTY_CRD_DIR = join(repoRoot, '.cache', 'crds');
@@ -54,11 +55,7 @@ export interface MintedUser {
   kubeConfig: KubeConfig;
 }
 
-export interface KubectlResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+export type KubectlResult = CommandResult;
 
 type Component = 'etcd' | 'kube-apiserver' | 'kube-controller-manager';
 
@@ -468,22 +465,13 @@ export class ControlPlane {
     args: readonly string[],
     opts: { input?: string; kubeconfig?: string } = {},
   ): Promise<KubectlResult> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(
-        binary('kubectl'),
-        [`--kubeconfig=${opts.kubeconfig ?? this.kubeconfigPath}`, ...args],
-        {
-          stdio: ['pipe', 'pipe', 'pipe'],
-        },
-      );
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-      child.stdin.end(opts.input ?? '');
-    });
+    return runCommand(
+      binary('kubectl'),
+      [`--kubeconfig=${opts.kubeconfig ?? this.kubeconfigPath}`, ...args],
+      {
+        input: opts.input,
+      },
+    );
   }
 
   /** Server-side applies CRD files or folders (recursively) and waits until they are served. */

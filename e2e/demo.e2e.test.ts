@@ -3,27 +3,17 @@
  * a matchmaker and three homes come up, examples/ are applied at every home, and the
  * one JSON object it prints reports a request-optimal federation.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { CLI } from './federation-harness.js';
 import { repoRoot } from './paths.js';
+import { runCommand, type CommandResult } from './run-command.js';
 
 beforeAll(() => {
   execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: repoRoot, stdio: 'inherit' });
 });
 
-function runDemo(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'demo', ...args], {
-      cwd: repoRoot,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function runDemo(args: string[]): Promise<CommandResult> {
+  return runCommand(process.execPath, [CLI, 'demo', ...args], { cwd: repoRoot });
 }
 
 it('prints exactly the JSON summary, with assigned == optimal, and exits', async () => {
