@@ -4,16 +4,15 @@ FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
-COPY cli cli
+COPY tsconfig.json tsconfig.image.json ./
+# The runtime floors only (README "Layout"): no dev/ harness, tests, hack/ or bench/.
+COPY generated generated
+COPY api api
+COPY kube kube
 COPY operator operator
 COPY matchmaker matchmaker
-COPY e2e e2e
-COPY generated generated
-COPY hack hack
-COPY bench bench
-COPY crds crds
-RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev
+COPY cli cli
+RUN npx tsc -p tsconfig.image.json && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 WORKDIR /app

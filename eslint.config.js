@@ -1,6 +1,57 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+// The floors, lowest first (README "Layout"). A folder imports only the floors below it
+// and itself; `operator/` and `matchmaker/` never import each other. Tests may also use
+// the development folder's harness (dev/). Runtime code may not import a package that
+// is only a devDependency: the image is built with `npm prune --omit=dev`.
+const ALL = ['api', 'kube', 'operator', 'matchmaker', 'cli', 'dev', 'e2e', 'bench', 'hack'];
+const DEV_ONLY_PACKAGES = [
+  '@peculiar/x509',
+  'reflect-metadata',
+  'fast-check',
+  'json-schema-to-typescript',
+  'ajv',
+];
+const floors = {
+  api: [],
+  kube: ['api'],
+  operator: ['api', 'kube'],
+  matchmaker: ['api', 'kube'],
+  cli: ['api', 'kube', 'operator', 'matchmaker'],
+};
+const forbidden = (folder, allowed) =>
+  ALL.filter((f) => f !== folder && !allowed.includes(f)).map((f) => ({
+    group: [`**/${f}/**`],
+    message: `${folder}/ may import only ${[...allowed, 'generated'].join(', ')} and itself (${f}/ is not below it)`,
+  }));
+const boundaries = Object.entries(floors).flatMap(([folder, allowed]) => [
+  {
+    files: [`${folder}/**/*.ts`],
+    ignores: ['**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            ...forbidden(folder, allowed),
+            ...DEV_ONLY_PACKAGES.map((p) => ({
+              group: [p, `${p}/**`],
+              message: `${p} is a devDependency; runtime code cannot import it`,
+            })),
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: [`${folder}/**/*.test.ts`],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: forbidden(folder, [...allowed, 'dev']) }],
+    },
+  },
+]);
+
 export default tseslint.config(
   { ignores: ['dist/', '.cache/', 'node_modules/', 'coverage/', 'generated/', '**/*.js', '**/*.mjs'] },
   js.configs.recommended,
@@ -15,4 +66,5 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
   },
+  ...boundaries,
 );

@@ -30,13 +30,13 @@ export default {
       ...common,
       displayName: 'integration',
       testMatch: ['<rootDir>/**/*.int.test.ts'],
-      setupFilesAfterEnv: ['<rootDir>/e2e/jest-slow-tests.ts'],
+      setupFilesAfterEnv: ['<rootDir>/dev/jest-slow-tests.ts'],
     },
     {
       ...common,
       displayName: 'e2e',
       testMatch: ['<rootDir>/e2e/**/*.e2e.test.ts'],
-      setupFilesAfterEnv: ['<rootDir>/e2e/jest-slow-tests.ts'],
+      setupFilesAfterEnv: ['<rootDir>/dev/jest-slow-tests.ts'],
     },
   ],
 };

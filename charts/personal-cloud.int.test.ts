@@ -4,9 +4,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BIN_DIR, ControlPlane } from '../e2e/control-plane.js';
-import { repoRoot } from '../e2e/paths.js';
-import { runCommand, type CommandResult } from '../e2e/run-command.js';
+import { BIN_DIR, ControlPlane } from '../dev/control-plane.js';
+import { repoRoot } from '../dev/paths.js';
+import { runCommand, type CommandResult } from '../dev/run-command.js';
 import { desiredRole } from '../operator/tenant/rbac.js';
 import type { Tenant } from '../generated/personalcloud.js';
 

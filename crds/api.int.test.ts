@@ -5,8 +5,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiException, CustomObjectsApi } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
-import { ControlPlane, type MintedUser } from '../e2e/control-plane.js';
-import { repoRoot } from '../e2e/paths.js';
+import { ControlPlane, type MintedUser } from '../dev/control-plane.js';
+import { repoRoot } from '../dev/paths.js';
 
 const NS = 'home-alice';
 const API_VERSION = 'personalcloud.io/v1alpha1';

@@ -4,9 +4,9 @@
  * one JSON object it prints reports a request-optimal federation.
  */
 import { execFileSync } from 'node:child_process';
-import { CLI } from './federation-harness.js';
-import { repoRoot } from './paths.js';
-import { runCommand, type CommandResult } from './run-command.js';
+import { CLI } from '../dev/federation-harness.js';
+import { repoRoot } from '../dev/paths.js';
+import { runCommand, type CommandResult } from '../dev/run-command.js';
 
 beforeAll(() => {
   execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: repoRoot, stdio: 'inherit' });

@@ -13,17 +13,14 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { Assignment, Offer, Request } from '../generated/personalcloud.js';
-import {
-  FederationResources as R,
-  LOST_ANNOTATION,
-  peerNamespace,
-} from '../matchmaker/controller/federation-api.js';
+import { LOST_ANNOTATION, peerNamespace } from '../api/federation.js';
 import { buildInstance } from '../matchmaker/controller/matching.js';
 import { solve } from '../matchmaker/solver/index.js';
-import { ApiError, type KubeClient, type KubeObject } from '../operator/runtime/kube-client.js';
-import { CLI, LocalFederation } from './federation-harness.js';
-import { repoRoot } from './paths.js';
-import { eventually as pollUntil } from './eventually.js';
+import { ApiError, type KubeClient, type KubeObject } from '../kube/client.js';
+import { CLI, LocalFederation } from '../dev/federation-harness.js';
+import { repoRoot } from '../dev/paths.js';
+import { eventually as pollUntil } from '../dev/eventually.js';
+import { Resources as R } from '../kube/kinds.js';
 
 const HOMES = ['alice', 'bob', 'carol'] as const;
 let fed: LocalFederation;

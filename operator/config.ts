@@ -6,7 +6,7 @@
 import { hostname } from 'node:os';
 import { Option } from 'commander';
 import { parseCidr } from './network-address.js';
-import { parseMilli, QuantityError } from './quantity.js';
+import { parseMilli, QuantityError } from '../api/quantity.js';
 
 export interface UnitSize {
   cpu: string;

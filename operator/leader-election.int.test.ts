@@ -6,11 +6,11 @@
 import { jest } from '@jest/globals';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { ControlPlane } from '../e2e/control-plane.js';
-import { repoRoot } from '../e2e/paths.js';
-import { KubeClient, type KubeObject } from './runtime/kube-client.js';
-import { Resources } from './runtime/resources.js';
-import { eventually as pollUntil } from '../e2e/eventually.js';
+import { ControlPlane } from '../dev/control-plane.js';
+import { repoRoot } from '../dev/paths.js';
+import { KubeClient, type KubeObject } from '../kube/client.js';
+import { Resources } from '../kube/kinds.js';
+import { eventually as pollUntil } from '../dev/eventually.js';
 
 jest.setTimeout(240_000);
 
@@ -26,7 +26,7 @@ function startOperator(identity: string): void {
   const child = spawn(
     process.execPath,
     [
-      join(repoRoot, 'dist', 'operator', 'bin.js'),
+      join(repoRoot, 'dist', 'cli', 'operator-bin.js'),
       'operator',
       '--kubeconfig',
       cp.kubeconfigPath,

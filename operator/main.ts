@@ -14,16 +14,16 @@ import {
 import type { OperatorConfig } from './config.js';
 import { startFederationWhenJoined } from './federation/start.js';
 import type { Home } from './home.js';
-import { MANAGED_SELECTOR } from './labels.js';
-import { Controller } from './runtime/controller.js';
-import { EventRecorder } from './runtime/events.js';
-import { cacheReadiness, startHealthServer, type HealthServer } from './runtime/health-server.js';
-import { Informer } from './runtime/informer.js';
-import { KubeClient, type KubeObject } from './runtime/kube-client.js';
-import { LeaderElector } from './runtime/leader-election.js';
-import { createLogger } from './runtime/logger.js';
-import { OperatorMetrics } from './runtime/metrics.js';
-import { Resources, type ResourceType } from './runtime/resources.js';
+import { MANAGED_SELECTOR } from '../api/labels.js';
+import { Controller } from '../kube/controller.js';
+import { EventRecorder } from '../kube/events.js';
+import { cacheReadiness, startHealthServer, type HealthServer } from '../kube/health-server.js';
+import { Informer } from '../kube/informer.js';
+import { KubeClient, type KubeObject } from '../kube/client.js';
+import { LeaderElector } from '../kube/leader-election.js';
+import { createLogger } from '../kube/logger.js';
+import { OperatorMetrics } from '../kube/metrics.js';
+import { Resources, type ResourceType } from '../kube/kinds.js';
 import { TenantReconciler } from './tenant/tenant-controller.js';
 
 export interface RunningOperator {

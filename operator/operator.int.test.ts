@@ -6,13 +6,13 @@
 import { isDeepStrictEqual } from 'node:util';
 import { jest } from '@jest/globals';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { ControlPlane } from '../e2e/control-plane.js';
+import { ControlPlane } from '../dev/control-plane.js';
 import { configFromOptions } from './config.js';
 import { runOperator, type RunningOperator } from './main.js';
-import { createLogger } from './runtime/logger.js';
-import { KubeClient, type KubeObject } from './runtime/kube-client.js';
-import { Resources, type ResourceType } from './runtime/resources.js';
-import { eventually as pollUntil } from '../e2e/eventually.js';
+import { createLogger } from '../kube/logger.js';
+import { KubeClient, type KubeObject } from '../kube/client.js';
+import { Resources, type ResourceType } from '../kube/kinds.js';
+import { eventually as pollUntil } from '../dev/eventually.js';
 
 jest.setTimeout(180_000);
 

@@ -14,12 +14,13 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import { ControlPlane, freePorts } from '../../e2e/control-plane.js';
-import { repoRoot } from '../../e2e/paths.js';
-import { createObject } from '../../matchmaker/controller/apply.js';
-import { FederationResources as R, peerNamespace } from '../../matchmaker/controller/federation-api.js';
+import { ControlPlane, freePorts } from '../../dev/control-plane.js';
+import { repoRoot } from '../../dev/paths.js';
+import { peerNamespace } from '../../api/federation.js';
 import { invitePeer, renderJoinKubeconfig } from '../../matchmaker/controller/invite.js';
-import { KubeClient, type KubeObject } from '../../operator/runtime/kube-client.js';
+import { KubeClient, type KubeObject } from '../../kube/client.js';
+import { Resources as R } from '../../kube/kinds.js';
+import { createObject } from '../../kube/apply.js';
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`);

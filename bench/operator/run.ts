@@ -16,10 +16,10 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
-import { ControlPlane } from '../../e2e/control-plane.js';
-import { repoRoot } from '../../e2e/paths.js';
-import { KubeClient, type KubeObject } from '../../operator/runtime/kube-client.js';
-import { Resources, type ResourceType } from '../../operator/runtime/resources.js';
+import { ControlPlane } from '../../dev/control-plane.js';
+import { repoRoot } from '../../dev/paths.js';
+import { KubeClient, type KubeObject } from '../../kube/client.js';
+import { Resources, type ResourceType } from '../../kube/kinds.js';
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -110,7 +110,7 @@ async function main(): Promise<void> {
     const op = spawn(
       process.execPath,
       [
-        join(repoRoot, 'dist', 'operator', 'bin.js'),
+        join(repoRoot, 'dist', 'cli', 'operator-bin.js'),
         'operator',
         '--kubeconfig',
         cp.kubeconfigPath,

@@ -54,7 +54,7 @@ for c in $CASES; do
   inst="$WORK/$c.json"
   [ -s "$inst" ] || node dist/bench/solver/gen.js "$c" "$inst"
   # the project: the lean solve entry, and the whole pcloud CLI (which loads more modules)
-  read -r pw pm pc <<<"$(measure "$WORK/$c.project.out" node dist/matchmaker/solver/main.js --instance "$inst")"
+  read -r pw pm pc <<<"$(measure "$WORK/$c.project.out" node dist/cli/solve-main.js --instance "$inst")"
   read -r fw _ _ <<<"$(measure "$WORK/$c.pcloud.out" node dist/cli/pcloud.js solve --instance "$inst")"
   # LEMON's graph: gadget O(n), expanded n^2 for a finite default, listed bounds for 0
   arcs=$(python3 -c "n=$n;k='$k';b=$nb;print(4*n+2*n*n.bit_length() if k=='null' else (n*n if k!='0' else 2*n+b))")

@@ -3,7 +3,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import type { Command } from 'commander';
 import { invitePeer, renderJoinKubeconfig } from '../../matchmaker/controller/invite.js';
 import { JoinFileError, storeJoinSecret } from '../../operator/federation/join.js';
-import { KubeClient } from '../../operator/runtime/kube-client.js';
+import { KubeClient } from '../../kube/client.js';
 import { EXIT_BAD_INPUT } from '../exit-codes.js';
 
 function loadKubeConfig(path: string | undefined): KubeConfig {

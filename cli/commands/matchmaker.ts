@@ -5,7 +5,7 @@ import {
   runMatchmaker,
   type MatchmakerConfig,
 } from '../../matchmaker/controller/matchmaker-controller.js';
-import { createLogger } from '../../operator/runtime/logger.js';
+import { createLogger } from '../../kube/logger.js';
 import { EXIT_BAD_INPUT } from '../exit-codes.js';
 
 /** Parses "30s", "500ms", "2m" or a bare number of seconds into milliseconds. */

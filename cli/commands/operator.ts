@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { ConfigError, configFromOptions, operatorOptions } from '../../operator/config.js';
 import { runOperator } from '../../operator/main.js';
-import { createLogger } from '../../operator/runtime/logger.js';
+import { createLogger } from '../../kube/logger.js';
 import { EXIT_BAD_INPUT } from '../exit-codes.js';
 
 /** `pcloud operator`: run the home operator (Tenant and hosted Assignment controllers). */

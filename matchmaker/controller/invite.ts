@@ -14,15 +14,10 @@
  * token would need a refresh path that a home behind NAT cannot rely on.
  */
 import { stringify } from 'yaml';
-import type { KubeClient, KubeObject } from '../../operator/runtime/kube-client.js';
-import { applyObject, createObject } from './apply.js';
-import {
-  FederationResources as R,
-  PEER_ACCOUNT,
-  PEER_TOKEN_SECRET,
-  isPeerName,
-  peerNamespace,
-} from './federation-api.js';
+import type { KubeClient, KubeObject } from '../../kube/client.js';
+import { PEER_ACCOUNT, PEER_TOKEN_SECRET, isPeerName, peerNamespace } from '../../api/federation.js';
+import { Resources as R } from '../../kube/kinds.js';
+import { applyObject, createObject } from '../../kube/apply.js';
 
 export const INVITE_FIELD_MANAGER = 'pcloud-federation-invite';
 const ALL = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'];

@@ -1,6 +1,6 @@
 import type { Assignment, Offer, Request } from '../../generated/personalcloud.js';
 import { solve } from '../solver/index.js';
-import { assignmentName } from './federation-api.js';
+import { assignmentName } from '../../api/federation.js';
 import { boundFor, buildInstance, decodeAnswer, satisfied, trusted } from './matching.js';
 
 const offer = (peer: string, units: number, excludePeers: string[] = [], ns = `peer-${peer}`): Offer => ({

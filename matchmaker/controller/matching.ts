@@ -14,7 +14,7 @@
  */
 import type { Assignment, AssignmentVmStatus, Offer, Request } from '../../generated/personalcloud.js';
 import type { Instance } from '../solver/index.js';
-import { assignmentName, peerOfNamespace } from './federation-api.js';
+import { assignmentName, peerOfNamespace } from '../../api/federation.js';
 
 export interface MatchInput {
   /** Peers whose heartbeat is within the grace period. */

@@ -15,23 +15,17 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { Gauge, Histogram } from 'prom-client';
 import type { Logger } from 'pino';
 import type { Assignment, Offer, Request } from '../../generated/personalcloud.js';
-import { errorMessage } from '../../operator/runtime/apply.js';
-import { setConditions } from '../../operator/runtime/conditions.js';
-import {
-  cacheReadiness,
-  startHealthServer,
-  type HealthServer,
-} from '../../operator/runtime/health-server.js';
-import { Informer } from '../../operator/runtime/informer.js';
-import { KubeClient, type KubeObject } from '../../operator/runtime/kube-client.js';
-import { LeaderElector } from '../../operator/runtime/leader-election.js';
-import { createLogger } from '../../operator/runtime/logger.js';
-import { OperatorMetrics } from '../../operator/runtime/metrics.js';
-import { containsDesired } from '../../operator/runtime/ownership.js';
+import { errorMessage } from '../../kube/apply.js';
+import { setConditions } from '../../kube/conditions.js';
+import { cacheReadiness, startHealthServer, type HealthServer } from '../../kube/health-server.js';
+import { Informer } from '../../kube/informer.js';
+import { KubeClient, type KubeObject } from '../../kube/client.js';
+import { LeaderElector } from '../../kube/leader-election.js';
+import { createLogger } from '../../kube/logger.js';
+import { OperatorMetrics } from '../../kube/metrics.js';
+import { containsDesired } from '../../kube/ownership.js';
 import { solve } from '../solver/index.js';
-import { applyObject, applyStatusIfChanged } from './apply.js';
 import {
-  FederationResources as R,
   HEARTBEAT_LABEL,
   HEARTBEAT_LEASE,
   HOST_LABEL,
@@ -42,7 +36,7 @@ import {
   assignmentName,
   peerNamespace,
   peerOfNamespace,
-} from './federation-api.js';
+} from '../../api/federation.js';
 import {
   assignmentKeyOf,
   buildInstance,
@@ -53,6 +47,8 @@ import {
   trusted,
   type Placed,
 } from './matching.js';
+import { Resources as R } from '../../kube/kinds.js';
+import { applyObject, applyStatusIfChanged } from '../../kube/apply.js';
 
 export interface MatchmakerConfig {
   kubeconfig?: string;

@@ -14,21 +14,21 @@ import {
   ASSIGNMENT_LABEL,
   ASSIGNMENT_NAMESPACE_LABEL,
   tenantNamespaceName,
-} from '../labels.js';
-import { applyIfChanged, applyStatusIfChanged, errorMessage, isTerminalApiError } from '../runtime/apply.js';
+} from '../../api/labels.js';
+import { applyIfChanged, applyStatusIfChanged, errorMessage, isTerminalApiError } from '../../kube/apply.js';
 import {
   isTrue,
   nextObservedGeneration,
   readySummary,
   setConditions,
   type ConditionInput,
-} from '../runtime/conditions.js';
-import type { ReconcileResult, Reconciler } from '../runtime/controller.js';
-import type { EventRecorder } from '../runtime/events.js';
-import type { Informer } from '../runtime/informer.js';
-import type { KubeClient, KubeObject } from '../runtime/kube-client.js';
-import { addFinalizer, isDeleting, pruneChildren, removeFinalizer } from '../runtime/ownership.js';
-import { Resources, type ResourceType } from '../runtime/resources.js';
+} from '../../kube/conditions.js';
+import type { ReconcileResult, Reconciler } from '../../kube/controller.js';
+import type { EventRecorder } from '../../kube/events.js';
+import type { Informer } from '../../kube/informer.js';
+import type { KubeClient, KubeObject } from '../../kube/client.js';
+import { addFinalizer, isDeleting, pruneChildren, removeFinalizer } from '../../kube/ownership.js';
+import { Resources, type ResourceType } from '../../kube/kinds.js';
 import { CloudInitError } from './cloud-init.js';
 import { desiredGateway, desiredHTTPRoutes, desiredServices, desiredTLSRoutes } from './routes.js';
 import { assignmentPhase, vmStatus, type ObservedVm } from './status.js';
@@ -271,7 +271,13 @@ export class HostedAssignmentReconciler implements Reconciler {
     const og = nextObservedGeneration(a.status?.observedGeneration, gen, ready.status === 'True');
     if (og !== undefined) status.observedGeneration = og;
     if (
-      await applyStatusIfChanged(this.client, ASSIGNMENT_FIELD_MANAGER, a, status as Record<string, unknown>)
+      await applyStatusIfChanged(
+        this.client,
+        Resources.Assignment,
+        a,
+        status as Record<string, unknown>,
+        ASSIGNMENT_FIELD_MANAGER,
+      )
     )
       wrote++;
     if (wrote > 0) log.info({ writes: wrote, phase: status.phase }, 'assignment reconciled');

@@ -5,7 +5,7 @@
  */
 import type { Assignment } from '../../generated/personalcloud.js';
 import type { Home } from '../home.js';
-import { PEER_LABEL, VM_LABEL, dnsLabel, managedLabels, tenantNamespaceName } from '../labels.js';
+import { PEER_LABEL, VM_LABEL, dnsLabel, managedLabels, tenantNamespaceName } from '../../api/labels.js';
 import { assignmentLabels, vmNames } from './virtual-machines.js';
 
 /** Service names are DNS-1035 labels (they start with a letter). */

@@ -1,6 +1,6 @@
 /** The Tenant a requester needs here: units summed over its admitted hosted Assignments. */
 import type { Home } from '../home.js';
-import { managedLabels } from '../labels.js';
+import { managedLabels } from '../../api/labels.js';
 
 export const CREATED_BY_ASSIGNMENTS_LABEL = 'personalcloud.io/created-by';
 export const CREATED_BY_ASSIGNMENTS = 'hosted-assignment-controller';

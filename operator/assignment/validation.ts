@@ -7,7 +7,7 @@
  */
 import type { Assignment, Tenant } from '../../generated/personalcloud.js';
 import { hostnameSuffixFor, type Home } from '../home.js';
-import { tenantNamespaceName } from '../labels.js';
+import { tenantNamespaceName } from '../../api/labels.js';
 import { routeName, serviceName } from './routes.js';
 import { vmNames } from './virtual-machines.js';
 

@@ -16,8 +16,8 @@ import {
   dnsLabel,
   managedLabels,
   tenantNamespaceName,
-} from '../labels.js';
-import { wholeCores } from '../quantity.js';
+} from '../../api/labels.js';
+import { wholeCores } from '../../api/quantity.js';
 import { TENANT_NETWORK_NAME } from '../tenant/network.js';
 import { renderUserData } from './cloud-init.js';
 

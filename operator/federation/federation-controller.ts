@@ -23,24 +23,25 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Assignment, Offer, Request } from '../../generated/personalcloud.js';
-import { applyObject, sameContent } from '../../matchmaker/controller/apply.js';
 import {
   FEDERATION_FIELD_MANAGER,
-  FederationResources as R,
   HEARTBEAT_LABEL,
   HEARTBEAT_LEASE,
   LOCAL_ASSIGNMENT_NAMESPACE,
   MIRRORED_FROM_ANNOTATION,
   MIRRORED_LABEL,
   peerNamespace,
-} from '../../matchmaker/controller/federation-api.js';
-import { errorMessage } from '../runtime/apply.js';
-import { Controller, type ReconcileResult, type Reconciler } from '../runtime/controller.js';
-import { Informer } from '../runtime/informer.js';
-import { isConflict, type KubeClient, type KubeObject } from '../runtime/kube-client.js';
-import type { OperatorMetrics } from '../runtime/metrics.js';
-import { MANAGED_BY, MANAGED_BY_LABEL, containsDesired } from '../runtime/ownership.js';
-import { resourcePath, type ResourceType } from '../runtime/resources.js';
+} from '../../api/federation.js';
+import { errorMessage } from '../../kube/apply.js';
+import { Controller, type ReconcileResult, type Reconciler } from '../../kube/controller.js';
+import { Informer } from '../../kube/informer.js';
+import { isConflict, type KubeClient, type KubeObject } from '../../kube/client.js';
+import type { OperatorMetrics } from '../../kube/metrics.js';
+import { MANAGED_BY, MANAGED_BY_LABEL } from '../../api/labels.js';
+import { containsDesired } from '../../kube/ownership.js';
+import { resourcePath, type ResourceType } from '../../kube/kinds.js';
+import { Resources as R } from '../../kube/kinds.js';
+import { applyObject, sameContent } from '../../kube/apply.js';
 
 type OfferObject = Offer & KubeObject;
 type RequestObject = Request & KubeObject;

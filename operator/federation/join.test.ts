@@ -1,5 +1,5 @@
 import { stringify } from 'yaml';
-import { createCertificateAuthority } from '../../e2e/pki.js';
+import { createCertificateAuthority } from '../../dev/pki.js';
 import { parseJoinKubeconfig } from './join.js';
 
 let CA = '';

@@ -5,14 +5,10 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { parse } from 'yaml';
-import {
-  FederationResources as R,
-  JOIN_SECRET,
-  SYSTEM_NAMESPACE,
-  peerOfNamespace,
-} from '../../matchmaker/controller/federation-api.js';
-import { applyObject } from '../../matchmaker/controller/apply.js';
-import type { KubeClient } from '../runtime/kube-client.js';
+import { JOIN_SECRET, SYSTEM_NAMESPACE, peerOfNamespace } from '../../api/federation.js';
+import type { KubeClient } from '../../kube/client.js';
+import { Resources as R } from '../../kube/kinds.js';
+import { applyObject } from '../../kube/apply.js';
 
 export class JoinFileError extends Error {}
 

@@ -10,16 +10,13 @@
  */
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import {
-  FederationResources as R,
-  JOIN_SECRET,
-  SYSTEM_NAMESPACE,
-} from '../../matchmaker/controller/federation-api.js';
-import { errorMessage } from '../runtime/apply.js';
-import { KubeClient, type KubeObject } from '../runtime/kube-client.js';
-import type { OperatorMetrics } from '../runtime/metrics.js';
+import { JOIN_SECRET, SYSTEM_NAMESPACE } from '../../api/federation.js';
+import { errorMessage } from '../../kube/apply.js';
+import { KubeClient, type KubeObject } from '../../kube/client.js';
+import type { OperatorMetrics } from '../../kube/metrics.js';
 import { FederationController } from './federation-controller.js';
 import { JoinFileError, parseJoinKubeconfig } from './join.js';
+import { Resources as R } from '../../kube/kinds.js';
 
 export interface FederationHookOptions {
   peer: string;

@@ -1,7 +1,7 @@
 /** The tenant's namespace: tenant-<peer>, labelled so policies and the Gateway can select it. */
 import type { Tenant } from '../../generated/personalcloud.js';
-import { PEER_LABEL, TENANT_LABEL, managedLabels, tenantNamespaceName } from '../labels.js';
-import { controllerRef } from '../runtime/ownership.js';
+import { PEER_LABEL, TENANT_LABEL, managedLabels, tenantNamespaceName } from '../../api/labels.js';
+import { controllerRef } from '../../kube/ownership.js';
 
 export function tenantLabels(t: Tenant): Record<string, string> {
   return { ...managedLabels(), [TENANT_LABEL]: t.metadata?.name ?? '', [PEER_LABEL]: t.spec.peer };

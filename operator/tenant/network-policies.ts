@@ -6,7 +6,7 @@
  * traffic coming in through the Gateway.
  */
 import type { Tenant } from '../../generated/personalcloud.js';
-import { TENANT_LABEL, tenantNamespaceName } from '../labels.js';
+import { TENANT_LABEL, tenantNamespaceName } from '../../api/labels.js';
 import { tenantChildMeta } from './namespace.js';
 
 export const ISOLATION_POLICY = 'tenant-isolation';

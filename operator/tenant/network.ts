@@ -5,7 +5,7 @@
  * tenant's caps (bits per second; burst of one second's worth).
  */
 import type { Tenant } from '../../generated/personalcloud.js';
-import { shortHash } from '../labels.js';
+import { shortHash } from '../../api/labels.js';
 import type { Cidr } from '../network-address.js';
 import { tenantChildMeta } from './namespace.js';
 import type { TenantRates } from './validation.js';

@@ -5,7 +5,7 @@ import {
   readySummary,
   setConditions,
   type ConditionInput,
-} from '../runtime/conditions.js';
+} from '../../kube/conditions.js';
 
 export function tenantStatus(
   t: Tenant,

@@ -7,15 +7,20 @@
 import type { Logger } from 'pino';
 import type { Tenant } from '../../generated/personalcloud.js';
 import type { Home } from '../home.js';
-import { TENANT_FIELD_MANAGER, TENANT_FINALIZER, TENANT_LABEL, tenantNamespaceName } from '../labels.js';
-import { applyIfChanged, applyStatusIfChanged, errorMessage, isTerminalApiError } from '../runtime/apply.js';
-import type { ConditionInput } from '../runtime/conditions.js';
-import type { ReconcileResult, Reconciler } from '../runtime/controller.js';
-import type { EventRecorder } from '../runtime/events.js';
-import type { Informer } from '../runtime/informer.js';
-import type { KubeClient, KubeObject } from '../runtime/kube-client.js';
-import { addFinalizer, isDeleting, pruneChildren, removeFinalizer } from '../runtime/ownership.js';
-import { Resources, type ResourceType } from '../runtime/resources.js';
+import {
+  TENANT_FIELD_MANAGER,
+  TENANT_FINALIZER,
+  TENANT_LABEL,
+  tenantNamespaceName,
+} from '../../api/labels.js';
+import { applyIfChanged, applyStatusIfChanged, errorMessage, isTerminalApiError } from '../../kube/apply.js';
+import type { ConditionInput } from '../../kube/conditions.js';
+import type { ReconcileResult, Reconciler } from '../../kube/controller.js';
+import type { EventRecorder } from '../../kube/events.js';
+import type { Informer } from '../../kube/informer.js';
+import type { KubeClient, KubeObject } from '../../kube/client.js';
+import { addFinalizer, isDeleting, pruneChildren, removeFinalizer } from '../../kube/ownership.js';
+import { Resources, type ResourceType } from '../../kube/kinds.js';
 import { desiredNamespace } from './namespace.js';
 import { desiredCiliumNetworkPolicies } from './network-policies.js';
 import { desiredNetworkAttachmentDefinition } from './network.js';
@@ -204,7 +209,13 @@ export class TenantReconciler implements Reconciler {
     }
     const status = tenantStatus(tenant, duplicatePeer ? undefined : ns, children, this.now());
     if (
-      await applyStatusIfChanged(this.client, TENANT_FIELD_MANAGER, tenant, status as Record<string, unknown>)
+      await applyStatusIfChanged(
+        this.client,
+        Resources.Tenant,
+        tenant,
+        status as Record<string, unknown>,
+        TENANT_FIELD_MANAGER,
+      )
     )
       wrote++;
     if (wrote > 0) log.info({ writes: wrote, problems: problems.length }, 'tenant reconciled');

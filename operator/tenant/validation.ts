@@ -7,8 +7,8 @@ import type { Tenant } from '../../generated/personalcloud.js';
 import type { Home } from '../home.js';
 import { hostnameSuffixFor } from '../home.js';
 import { overlaps, parseCidr, type Cidr } from '../network-address.js';
-import { bitsPerSecond, multiplyBytes, multiplyCpu, parseWhole, QuantityError } from '../quantity.js';
-import { tenantNamespaceName } from '../labels.js';
+import { bitsPerSecond, multiplyBytes, multiplyCpu, parseWhole, QuantityError } from '../../api/quantity.js';
+import { tenantNamespaceName } from '../../api/labels.js';
 
 export const TenantReasons = {
   InvalidSubnet: 'InvalidSubnet',

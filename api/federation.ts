@@ -5,9 +5,10 @@
  * both sides share live here.
  */
 import { createHash } from 'node:crypto';
-import { Resources, type ResourceType } from '../../operator/runtime/resources.js';
 
-export const GROUP = 'personalcloud.io';
+import { GROUP } from './labels.js';
+
+export { GROUP };
 export const PEER_NAMESPACE_PREFIX = 'peer-';
 export const HEARTBEAT_LEASE = 'heartbeat';
 export const HEARTBEAT_LABEL = `${GROUP}/heartbeat`;
@@ -61,18 +62,3 @@ export function assignmentName(requester: string, request: string): string {
   const hash = createHash('sha256').update(name).digest('hex').slice(0, 10);
   return `${name.slice(0, 52).replace(/[-.]+$/, '')}-${hash}`;
 }
-
-const rt = (apiVersion: string, kind: string, plural: string, namespaced: boolean): ResourceType => ({
-  apiVersion,
-  kind,
-  plural,
-  namespaced,
-});
-
-/** Kinds the runtime's table lacks (resources.ts belongs to the operator runtime). */
-export const FederationResources = {
-  ...Resources,
-  Request: rt('personalcloud.io/v1alpha1', 'Request', 'requests', true),
-  Secret: rt('v1', 'Secret', 'secrets', true),
-  ServiceAccount: rt('v1', 'ServiceAccount', 'serviceaccounts', true),
-} as const satisfies Record<string, ResourceType>;

@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { BIN_DIR, ControlPlane } from '../../e2e/control-plane.js';
-import { repoRoot } from '../../e2e/paths.js';
+import { BIN_DIR, ControlPlane } from '../control-plane.js';
+import { repoRoot } from '../paths.js';
 
 export const DEV_DIR = join(repoRoot, '.cache', 'dev');
 

@@ -2,11 +2,8 @@
  * Owner references, labels every child carries, finalizers and pruning of children
  * that are no longer desired.
  */
-import type { KubeClient, KubeObject } from './kube-client.js';
-import type { ResourceType } from './resources.js';
-
-export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
-export const MANAGED_BY = 'personal-cloud';
+import type { KubeClient, KubeObject } from './client.js';
+import type { ResourceType } from './kinds.js';
 
 export interface OwnerLike {
   apiVersion?: string;

@@ -27,6 +27,9 @@ export const Resources = {
   Tenant: rt('personalcloud.io/v1alpha1', 'Tenant', 'tenants', false),
   Assignment: rt('personalcloud.io/v1alpha1', 'Assignment', 'assignments', true),
   Offer: rt('personalcloud.io/v1alpha1', 'Offer', 'offers', true),
+  Request: rt('personalcloud.io/v1alpha1', 'Request', 'requests', true),
+  Secret: rt('v1', 'Secret', 'secrets', true),
+  ServiceAccount: rt('v1', 'ServiceAccount', 'serviceaccounts', true),
   VirtualMachine: rt('kubevirt.io/v1', 'VirtualMachine', 'virtualmachines', true),
   VirtualMachineInstance: rt('kubevirt.io/v1', 'VirtualMachineInstance', 'virtualmachineinstances', true),
   NetworkAttachmentDefinition: rt(

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { KubeClient, KubeObject } from './kube-client.js';
+import type { KubeClient, KubeObject } from './client.js';
 
 export type EventType = 'Normal' | 'Warning';
 

@@ -7,7 +7,7 @@
 import https from 'node:https';
 import http from 'node:http';
 import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
-import { resourceOf, resourcePath, type ResourceType } from './resources.js';
+import { resourceOf, resourcePath, type ResourceType } from './kinds.js';
 
 export interface KubeObject extends KubernetesObject {
   metadata?: KubernetesObject['metadata'] & { [k: string]: unknown };

@@ -8,8 +8,8 @@
  * resourceVersion, so two candidates never both win.
  */
 import type { Logger } from 'pino';
-import { isConflict, type KubeClient, type KubeObject } from './kube-client.js';
-import { Resources } from './resources.js';
+import { isConflict, type KubeClient, type KubeObject } from './client.js';
+import { Resources } from './kinds.js';
 
 export interface LeaderElectionConfig {
   namespace: string;

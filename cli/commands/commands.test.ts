@@ -2,12 +2,12 @@ import { jest } from '@jest/globals';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { matchCommand } from '../../cli/commands/match.js';
-import { simulateCommand } from '../../cli/commands/simulate.js';
-import { runBadInputAware, solveCommand } from '../../cli/commands/solve.js';
-import { CSV_HEADER, simulate } from '../simulate/simulate.js';
-import { InputError } from '../solver/problem.js';
-import { match, matchProblem, parseManifests } from './match.js';
+import { matchCommand } from './match.js';
+import { simulateCommand } from './simulate.js';
+import { runBadInputAware, solveCommand } from './solve.js';
+import { CSV_HEADER, simulate } from '../../matchmaker/simulate/simulate.js';
+import { InputError } from '../../matchmaker/solver/problem.js';
+import { match, matchProblem, parseManifests } from '../../matchmaker/manifests/match.js';
 
 const offer = (
   name: string,

@@ -1,8 +1,10 @@
-/** Labels and names shared by the Tenant and hosted Assignment controllers. */
+/** Labels, finalizers, field managers and names of personalcloud.io objects and their children. */
 import { createHash } from 'node:crypto';
-import { MANAGED_BY, MANAGED_BY_LABEL } from './runtime/ownership.js';
 
 export const GROUP = 'personalcloud.io';
+/** On every object Personal Cloud writes: what pruning and the informers select on. */
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY = 'personal-cloud';
 export const TENANT_LABEL = `${GROUP}/tenant`;
 export const PEER_LABEL = `${GROUP}/peer`;
 export const ASSIGNMENT_LABEL = `${GROUP}/assignment`;

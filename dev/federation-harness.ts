@@ -10,13 +10,13 @@ import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import { FederationResources as R } from '../matchmaker/controller/federation-api.js';
 import { invitePeer, renderJoinKubeconfig } from '../matchmaker/controller/invite.js';
-import { applyObject } from '../matchmaker/controller/apply.js';
 import { storeJoinSecret } from '../operator/federation/join.js';
-import { KubeClient } from '../operator/runtime/kube-client.js';
+import { KubeClient } from '../kube/client.js';
 import { ControlPlane } from './control-plane.js';
 import { repoRoot } from './paths.js';
+import { Resources as R } from '../kube/kinds.js';
+import { applyObject } from '../kube/apply.js';
 
 export const CLI = join(repoRoot, 'dist', 'cli', 'pcloud.js');
 

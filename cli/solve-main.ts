@@ -1,9 +1,9 @@
 // A lean entry for `solve` alone: the same command as `pcloud solve`, without loading the
 // rest of the CLI (the Kubernetes client costs about a second of start-up).
-//   node dist/matchmaker/solver/main.js --instance FILE|- [--algorithm A] [--previous FILE]
+//   node dist/cli/solve-main.js --instance FILE|- [--algorithm A] [--previous FILE]
 import { Command, CommanderError } from 'commander';
-import { registerSolveCommand } from '../../cli/commands/solve.js';
-import { EXIT_BAD_INPUT } from '../../cli/exit-codes.js';
+import { registerSolveCommand } from './commands/solve.js';
+import { EXIT_BAD_INPUT } from './exit-codes.js';
 
 const program = new Command('pcloud').exitOverride();
 registerSolveCommand(program);

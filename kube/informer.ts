@@ -10,8 +10,8 @@
  */
 import { ListWatch, Watch, type KubeConfig, type KubernetesListObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { KubeClient, KubeObject } from './kube-client.js';
-import { resourcePath, type ResourceType } from './resources.js';
+import type { KubeClient, KubeObject } from './client.js';
+import { resourcePath, type ResourceType } from './kinds.js';
 
 export interface InformerHandlers<T> {
   add?(obj: T): void;

@@ -6,16 +6,21 @@
  * hosts' namespaces and writes Offer and Request status.
  */
 import { KubeConfig } from '@kubernetes/client-node';
-import { ControlPlane } from '../../e2e/control-plane.js';
-import { createLogger } from '../../operator/runtime/logger.js';
-import { ApiError, KubeClient, type KubeObject } from '../../operator/runtime/kube-client.js';
-import { solve } from '../solver/index.js';
-import { peerNamespace, FederationResources as R } from './federation-api.js';
-import { invitePeer, renderJoinKubeconfig } from './invite.js';
-import { buildInstance } from './matching.js';
-import { matchmakerDefaults, runMatchmaker, type RunningMatchmaker } from './matchmaker-controller.js';
-import { parseJoinKubeconfig } from '../../operator/federation/join.js';
-import { eventually as pollUntil } from '../../e2e/eventually.js';
+import { ControlPlane } from '../dev/control-plane.js';
+import { createLogger } from '../kube/logger.js';
+import { ApiError, KubeClient, type KubeObject } from '../kube/client.js';
+import { solve } from '../matchmaker/solver/index.js';
+import { peerNamespace } from '../api/federation.js';
+import { invitePeer, renderJoinKubeconfig } from '../matchmaker/controller/invite.js';
+import { buildInstance } from '../matchmaker/controller/matching.js';
+import {
+  matchmakerDefaults,
+  runMatchmaker,
+  type RunningMatchmaker,
+} from '../matchmaker/controller/matchmaker-controller.js';
+import { parseJoinKubeconfig } from '../operator/federation/join.js';
+import { eventually as pollUntil } from '../dev/eventually.js';
+import { Resources as R } from '../kube/kinds.js';
 
 let cp: ControlPlane;
 let admin: KubeClient;
