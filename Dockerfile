@@ -19,6 +19,8 @@ WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules node_modules
 COPY --from=build /app/dist dist
+# `pcloud match` validates manifests against the CRDs at run time (matchmaker/manifests/validate.ts).
+COPY crds/*.yaml crds/
 USER 65532:65532
 ENTRYPOINT ["node", "--enable-source-maps", "dist/cli/pcloud.js"]
 CMD ["operator"]

@@ -6,13 +6,7 @@ import tseslint from 'typescript-eslint';
 // the development folder's harness (dev/). Runtime code may not import a package that
 // is only a devDependency: the image is built with `npm prune --omit=dev`.
 const ALL = ['api', 'kube', 'operator', 'matchmaker', 'cli', 'dev', 'e2e', 'bench', 'hack'];
-const DEV_ONLY_PACKAGES = [
-  '@peculiar/x509',
-  'reflect-metadata',
-  'fast-check',
-  'json-schema-to-typescript',
-  'ajv',
-];
+const DEV_ONLY_PACKAGES = ['@peculiar/x509', 'reflect-metadata', 'fast-check', 'json-schema-to-typescript'];
 const floors = {
   api: [],
   kube: ['api'],

@@ -12,7 +12,7 @@ import { ApiError, KubeClient, type KubeObject } from '../kube/client.js';
 import { solve } from '../matchmaker/solver/index.js';
 import { peerNamespace } from '../api/federation.js';
 import { invitePeer, renderJoinKubeconfig } from '../matchmaker/controller/invite.js';
-import { buildInstance } from '../matchmaker/controller/matching.js';
+import { buildInstance } from '../matchmaker/matching/index.js';
 import {
   matchmakerDefaults,
   runMatchmaker,
@@ -29,7 +29,7 @@ const peers = ['alice', 'bob', 'carol'] as const;
 const as: Record<string, KubeClient> = {};
 const joinFiles: Record<string, string> = {};
 
-/** Polls with this file's defaults (60 s, every 200 ms); see e2e/eventually.ts. */
+/** Polls with this file's defaults (60 s, every 200 ms); see dev/eventually.ts. */
 const eventually = <T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000) =>
   pollUntil(what, fn, { timeoutMs, intervalMs: 200 });
 

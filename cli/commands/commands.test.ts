@@ -7,110 +7,10 @@ import { simulateCommand } from './simulate.js';
 import { runBadInputAware, solveCommand } from './solve.js';
 import { CSV_HEADER, simulate } from '../../matchmaker/simulate/simulate.js';
 import { InputError } from '../../matchmaker/solver/problem.js';
-import { match, matchProblem, parseManifests } from '../../matchmaker/manifests/match.js';
-
-const offer = (
-  name: string,
-  peer: string,
-  units: number,
-  extra = '',
-): string => `apiVersion: personalcloud.io/v1alpha1
-kind: Offer
-metadata: {name: ${name}, namespace: ${peer}}
-spec: {peer: ${peer}, units: ${units}, unit: {cpu: "1", memory: 2Gi, storage: 10Gi}${extra}}
-`;
-const request = (
-  name: string,
-  peer: string,
-  units: number,
-  placement = '',
-): string => `apiVersion: personalcloud.io/v1alpha1
-kind: Request
-metadata: {name: ${name}, namespace: ${peer}}
-spec:
-  peer: ${peer}
-  units: ${units}
-${placement ? `  placement: ${placement}\n` : ''}  vm: {image: img, sshKeys: [k1], ports: [{name: http, port: 80, protocol: HTTP}]}
-`;
-const docs = (...d: string[]): string => d.join('---\n');
-
-describe('manifests -> assignments', () => {
-  test('self-exclusion, excludePeers, spread and the vm copied', () => {
-    const text = docs(
-      offer('a', 'alice', 2, ', excludePeers: [carol]'),
-      offer('b', 'bob', 3),
-      request('web', 'carol', 2, '{spread: true}'),
-      request('db', 'alice', 2),
-    );
-    const { offers, requests } = parseManifests(text);
-    const out = match(offers, requests);
-    const pairs = out.map((a) => [a.spec.request, a.spec.host, a.spec.units]);
-    expect(pairs).toEqual([
-      ['db', 'bob', 2],
-      ['web', 'bob', 1],
-    ]);
-    expect(out[1]!.spec.vm).toEqual({
-      image: 'img',
-      sshKeys: ['k1'],
-      ports: [{ name: 'http', port: 80, protocol: 'HTTP' }],
-    });
-    expect(out[1]!.metadata.namespace).toBe('carol');
-  });
-
-  test('one peer, two requests with different placement', () => {
-    const text = docs(
-      offer('a', 'alice', 4),
-      offer('b', 'bob', 4),
-      offer('c', 'carol', 4),
-      request('spread', 'dave', 3, '{spread: true}'),
-      request('packed', 'dave', 4, '{peers: [{peer: alice, max: 0}]}'),
-      request('capped', 'erin', 4, '{maxPerPeer: 2}'),
-    );
-    const { offers, requests } = parseManifests(text);
-    const out = match(offers, requests);
-    const got = new Map<string, number>();
-    for (const a of out) got.set(a.spec.request, (got.get(a.spec.request) ?? 0) + a.spec.units);
-    expect([...got.values()].reduce((s, x) => s + x, 0)).toBe(11);
-    for (const a of out) {
-      if (a.spec.request === 'spread') expect(a.spec.units).toBe(1);
-      if (a.spec.request === 'packed') expect(a.spec.host).not.toBe('alice');
-      if (a.spec.request === 'capped') expect(a.spec.units).toBeLessThanOrEqual(2);
-    }
-    const { problem } = matchProblem(offers, requests);
-    expect(problem.n).toBe(6);
-  });
-
-  test.each([
-    ['kind: Offer\nmetadata: {name: x}', 'document 1.apiVersion'],
-    [
-      'apiVersion: personalcloud.io/v1alpha1\nkind: Pod\nmetadata: {name: x}',
-      'document 1.kind: expected Offer or Request',
-    ],
-    [
-      'apiVersion: personalcloud.io/v1alpha1\nkind: Offer\nmetadata: {name: x}\nspec: {peer: Alice, units: 1, unit: {cpu: 1, memory: 1, storage: 1}}',
-      'spec.peer: "Alice" is not a DNS-1123 label',
-    ],
-    [
-      'apiVersion: personalcloud.io/v1alpha1\nkind: Offer\nmetadata: {name: x}\nspec: {peer: a, units: -1, unit: {cpu: 1, memory: 1, storage: 1}}',
-      'document 1.spec.units: expected an integer >= 0, got -1',
-    ],
-    [
-      'apiVersion: personalcloud.io/v1alpha1\nkind: Offer\nmetadata: {name: x}\nspec: {peer: a, units: 1}',
-      'document 1.spec.unit: expected an object',
-    ],
-    [
-      'apiVersion: personalcloud.io/v1alpha1\nkind: Request\nmetadata: {name: x}\nspec: {peer: a, units: 1}',
-      'document 1.spec.vm: expected an object',
-    ],
-    [
-      'apiVersion: personalcloud.io/v1alpha1\nkind: Request\nmetadata: {name: x}\nspec: {peer: a, units: 1.5, vm: {image: i}}',
-      'spec.units: expected an integer >= 1, got 1.5',
-    ],
-    ['key: [unclosed', 'document 1: bad YAML'],
-  ])('bad manifest %#', (text, message) => {
-    expect(() => parseManifests(text)).toThrow(message);
-  });
-});
+import { parse, parseAllDocuments } from 'yaml';
+import { repoRoot } from '../../dev/paths.js';
+import type { V1ObjectMeta } from '@kubernetes/client-node';
+import type { Assignment } from '../../generated/personalcloud.js';
 
 describe('command functions', () => {
   const dir = mkdtempSync(join(tmpdir(), 'pcloud-solver-'));
@@ -174,10 +74,81 @@ describe('command functions', () => {
     ).toThrow('not the caller');
   });
 
-  test('match reads YAML and rejects bad input', () => {
-    const f = file('m.yaml', docs(offer('a', 'alice', 1), request('r', 'bob', 1)));
-    expect(matchCommand({ file: f })).toContain('kind: Assignment');
-    expect(() => matchCommand({ file: file('bad.yaml', 'a: [') })).toThrow('bad YAML');
+  test('match prints the Assignments the matchmaker would write for examples/', () => {
+    const examples = ['offer.yaml', 'request-web.yaml', 'request-devbox.yaml'].map((f) =>
+      readFileSync(join(repoRoot, 'examples', f), 'utf8'),
+    );
+    // bob and carol offer what the demo's ring gives them: alice's example Offer as theirs
+    const offerOf = (peer: string): string =>
+      examples[0]!
+        .replace('name: alice-spare-desktops', `name: ${peer}-spare`)
+        .replace('peer: alice', `peer: ${peer}`);
+    const f = file('m.yaml', [...examples, offerOf('bob'), offerOf('carol')].join('\n---\n'));
+    const out = parseAllDocuments(matchCommand({ file: f })).map(
+      (d) => d.toJS() as Assignment & { metadata: V1ObjectMeta },
+    );
+    expect(out.map((a) => [a.metadata.namespace, a.metadata.name, a.spec.units, a.metadata.labels])).toEqual([
+      // alice-devbox: 2 units, at most 2 per home, never carol: both on bob
+      [
+        'peer-bob',
+        'alice.alice-devbox',
+        2,
+        {
+          'personalcloud.io/requester': 'alice',
+          'personalcloud.io/request': 'alice-devbox',
+          'personalcloud.io/host': 'bob',
+        },
+      ],
+      // alice-website: spread, 3 units, two other homes: one each
+      [
+        'peer-bob',
+        'alice.alice-website',
+        1,
+        {
+          'personalcloud.io/requester': 'alice',
+          'personalcloud.io/request': 'alice-website',
+          'personalcloud.io/host': 'bob',
+        },
+      ],
+      [
+        'peer-carol',
+        'alice.alice-website',
+        1,
+        {
+          'personalcloud.io/requester': 'alice',
+          'personalcloud.io/request': 'alice-website',
+          'personalcloud.io/host': 'carol',
+        },
+      ],
+    ]);
+    // the VM is copied from the Request
+    const web = parse(examples[1]!) as { spec: { vm: unknown } };
+    expect(out[1]!.spec.vm).toEqual(web.spec.vm);
+  });
+
+  test('match: bad input is one line naming the document and the field, exit code 2', () => {
+    const bad = file(
+      'bad-units.yaml',
+      readFileSync(join(repoRoot, 'examples', 'offer.yaml'), 'utf8').replace('units: 4', 'units: -1'),
+    );
+    const lines: string[] = [];
+    const write = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    const before = process.exitCode;
+    try {
+      runBadInputAware('match', () => matchCommand({ file: bad }));
+      expect(process.exitCode).toBe(2);
+      expect(lines).toEqual([
+        'pcloud match: document 1 (Offer alice-spare-desktops): spec.units: Invalid value: -1: spec.units in body should be greater than or equal to 0\n',
+      ]);
+    } finally {
+      write.mockRestore();
+      process.exitCode = before;
+    }
+    expect(() => matchCommand({ file: file('bad.yaml', 'a: [') })).toThrow('document 1: bad YAML');
+    expect(() => matchCommand({ file: '/nonexistent/m.yaml' })).toThrow('-f: cannot read');
   });
 
   test('simulate writes CSV and SVG, deterministic for a seed', () => {

@@ -1,11 +1,10 @@
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
-import { match, parseManifests } from '../../matchmaker/manifests/match.js';
+import { matchManifests, parseManifests } from '../../matchmaker/manifests/match.js';
 import { readInput, runBadInputAware, writeAll } from './solve.js';
 
-export function matchCommand(opts: { file: string; algorithm?: string }): string {
-  const { offers, requests } = parseManifests(readInput('-f', opts.file).toString('utf8'));
-  const assignments = match(offers, requests);
+export function matchCommand(opts: { file: string }): string {
+  const assignments = matchManifests(parseManifests(readInput('-f', opts.file).toString('utf8')));
   return assignments.map((a) => stringify(a)).join('---\n');
 }
 
@@ -13,7 +12,9 @@ export function matchCommand(opts: { file: string; algorithm?: string }): string
 export function registerMatchCommand(program: Command): void {
   program
     .command('match')
-    .description('Offer and Request manifests (multi-document YAML) in, Assignment manifests out')
+    .description(
+      'Offer and Request manifests (multi-document YAML) in, the Assignments the matchmaker would write out',
+    )
     .requiredOption('-f, --file <file>', 'manifests file, or - for standard input')
     .action((opts: { file: string }) => {
       runBadInputAware('match', () => writeAll(matchCommand(opts)));
