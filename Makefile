@@ -15,11 +15,13 @@ setup: ## install npm packages, build kube-apiserver/etcd/kubectl/helm, fetch th
 build: setup ## compile the TypeScript into dist/
 	@node_modules/.bin/tsc -p tsconfig.build.json
 
-gen: build ## regenerate generated/ from crds/
+# generated/: personalcloud.ts from crds/, and kubevirt, multus, cilium, gateway and argocd .ts from the
+# third-party CRDs that setup fetched into .cache/crds (their headers name the pinned module@version).
+gen: build ## regenerate generated/ from crds/ and .cache/crds
 	@node dist/hack/generate-types.js
 	@bash hack/sync-chart-crds.sh
 
-check-gen: build ## fail when generated/ is stale against crds/
+check-gen: build ## fail when generated/ is stale against crds/ or .cache/crds
 	@node dist/hack/generate-types.js --check
 	@bash hack/sync-chart-crds.sh --check
 

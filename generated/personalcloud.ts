@@ -8,45 +8,17 @@ export const VERSION = 'v1alpha1';
 
 export const API_VERSION = 'personalcloud.io/v1alpha1';
 
-export const OFFER_PLURAL = 'offers';
-export const REQUEST_PLURAL = 'requests';
-export const ASSIGNMENT_PLURAL = 'assignments';
-export const TENANT_PLURAL = 'tenants';
-
-/** The kinds of personalcloud.io/v1alpha1 and their REST names. */
+/** The kinds' registry entries, from their CRDs: kube/kinds.ts builds its kind registry from them. */
 export const RESOURCES = {
-  Offer: {
-    kind: 'Offer',
-    listKind: 'OfferList',
-    plural: 'offers',
-    singular: 'offer',
-    shortNames: ['ofr'],
-    namespaced: true,
-  },
-  Request: {
-    kind: 'Request',
-    listKind: 'RequestList',
-    plural: 'requests',
-    singular: 'request',
-    shortNames: ['req'],
-    namespaced: true,
-  },
+  Offer: { apiVersion: 'personalcloud.io/v1alpha1', kind: 'Offer', plural: 'offers', namespaced: true },
+  Request: { apiVersion: 'personalcloud.io/v1alpha1', kind: 'Request', plural: 'requests', namespaced: true },
   Assignment: {
+    apiVersion: 'personalcloud.io/v1alpha1',
     kind: 'Assignment',
-    listKind: 'AssignmentList',
     plural: 'assignments',
-    singular: 'assignment',
-    shortNames: ['asg'],
     namespaced: true,
   },
-  Tenant: {
-    kind: 'Tenant',
-    listKind: 'TenantList',
-    plural: 'tenants',
-    singular: 'tenant',
-    shortNames: ['tn'],
-    namespaced: false,
-  },
+  Tenant: { apiVersion: 'personalcloud.io/v1alpha1', kind: 'Tenant', plural: 'tenants', namespaced: false },
 } as const;
 
 export type Kind = keyof typeof RESOURCES;

@@ -1,8 +1,17 @@
 /**
  * The kinds the operator reads and writes, with their REST paths. A static table
  * instead of discovery: the operator only ever touches these, and a missing CRD then
- * shows up as a clear 404 on that kind rather than as a discovery failure.
+ * shows up as a clear 404 on that kind rather than as a discovery failure. The
+ * Kubernetes kinds are written here; ours and the third-party ones come from the
+ * registry entries generated from their CRDs (generated/, `make gen`).
  */
+import { RESOURCES as ArgoCD } from '../generated/argocd.js';
+import { RESOURCES as Cilium } from '../generated/cilium.js';
+import { RESOURCES as GatewayAPI } from '../generated/gateway.js';
+import { RESOURCES as KubeVirt } from '../generated/kubevirt.js';
+import { RESOURCES as Multus } from '../generated/multus.js';
+import { RESOURCES as PersonalCloud } from '../generated/personalcloud.js';
+
 export interface ResourceType {
   apiVersion: string;
   kind: string;
@@ -12,6 +21,11 @@ export interface ResourceType {
 
 function rt(apiVersion: string, kind: string, plural: string, namespaced: boolean): ResourceType {
   return { apiVersion, kind, plural, namespaced };
+}
+
+/** A generated registry, its entries seen as ResourceType like the rows written here. */
+function generated<K extends string>(entries: Record<K, ResourceType>): Record<K, ResourceType> {
+  return entries;
 }
 
 export const Resources = {
@@ -24,24 +38,14 @@ export const Resources = {
   Role: rt('rbac.authorization.k8s.io/v1', 'Role', 'roles', true),
   RoleBinding: rt('rbac.authorization.k8s.io/v1', 'RoleBinding', 'rolebindings', true),
   Lease: rt('coordination.k8s.io/v1', 'Lease', 'leases', true),
-  Tenant: rt('personalcloud.io/v1alpha1', 'Tenant', 'tenants', false),
-  Assignment: rt('personalcloud.io/v1alpha1', 'Assignment', 'assignments', true),
-  Offer: rt('personalcloud.io/v1alpha1', 'Offer', 'offers', true),
-  Request: rt('personalcloud.io/v1alpha1', 'Request', 'requests', true),
   Secret: rt('v1', 'Secret', 'secrets', true),
   ServiceAccount: rt('v1', 'ServiceAccount', 'serviceaccounts', true),
-  VirtualMachine: rt('kubevirt.io/v1', 'VirtualMachine', 'virtualmachines', true),
-  VirtualMachineInstance: rt('kubevirt.io/v1', 'VirtualMachineInstance', 'virtualmachineinstances', true),
-  NetworkAttachmentDefinition: rt(
-    'k8s.cni.cncf.io/v1',
-    'NetworkAttachmentDefinition',
-    'network-attachment-definitions',
-    true,
-  ),
-  CiliumNetworkPolicy: rt('cilium.io/v2', 'CiliumNetworkPolicy', 'ciliumnetworkpolicies', true),
-  Gateway: rt('gateway.networking.k8s.io/v1', 'Gateway', 'gateways', true),
-  HTTPRoute: rt('gateway.networking.k8s.io/v1', 'HTTPRoute', 'httproutes', true),
-  TLSRoute: rt('gateway.networking.k8s.io/v1alpha3', 'TLSRoute', 'tlsroutes', true),
+  ...generated(PersonalCloud),
+  ...generated(KubeVirt),
+  ...generated(Multus),
+  ...generated(Cilium),
+  ...generated(GatewayAPI),
+  ...generated(ArgoCD),
 } as const satisfies Record<string, ResourceType>;
 
 export function resourceOf(apiVersion: string, kind: string): ResourceType {
