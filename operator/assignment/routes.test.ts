@@ -95,14 +95,14 @@ describe('desiredServices', () => {
         { units: 1 },
       ),
     );
-    expect(s?.spec.ports.map((p) => `${p.port}/${p.protocol}`)).toEqual(['53/TCP', '53/UDP']);
+    expect(s?.spec?.ports?.map((p) => `${p.port}/${p.protocol}`)).toEqual(['53/TCP', '53/UDP']);
   });
 
   it('names a Service of a VM starting with a digit vm-<vm>, still selecting the VM', () => {
     const [s] = desiredServices(withPorts([{ name: 'web', port: 80 }], { request: '1db', units: 1 }));
     expect(s?.metadata.name).toBe('vm-1db-0');
-    expect(s?.spec.selector).toEqual({ 'vm.kubevirt.io/name': '1db-0' });
-    expect(s?.metadata.labels['personalcloud.io/vm']).toBe('1db-0');
+    expect(s?.spec?.selector).toEqual({ 'vm.kubevirt.io/name': '1db-0' });
+    expect(s?.metadata.labels?.['personalcloud.io/vm']).toBe('1db-0');
   });
 });
 
@@ -168,7 +168,7 @@ describe('desiredHTTPRoutes', () => {
     );
     expect(r?.metadata.name).toBe('1db-0-web');
     expect(r?.spec.hostnames).toEqual(['1db-0.bob.home.example.net']);
-    expect(r?.spec.rules[0]?.backendRefs[0]?.name).toBe('vm-1db-0');
+    expect(r?.spec.rules?.[0]?.backendRefs?.[0]?.name).toBe('vm-1db-0');
   });
 
   it.each<[string, VmPort[]]>([
@@ -241,7 +241,7 @@ describe('TCP and UDP ports', () => {
     ]);
     expect(desiredHTTPRoutes(a, SUFFIX, home)).toEqual([]);
     expect(desiredTLSRoutes(a, SUFFIX, home)).toEqual([]);
-    expect(desiredServices(a).map((s) => s.spec.ports.length)).toEqual([2, 2]);
+    expect(desiredServices(a).map((s) => s.spec?.ports?.length)).toEqual([2, 2]);
   });
 });
 
@@ -297,7 +297,7 @@ describe('desiredGateway', () => {
       { name: 'tls', port: 443, protocol: 'TLS' },
     ]);
     const sections = [...desiredHTTPRoutes(a, SUFFIX, home), ...desiredTLSRoutes(a, SUFFIX, home)].map(
-      (r) => r.spec.parentRefs[0]?.sectionName,
+      (r) => r.spec.parentRefs?.[0]?.sectionName,
     );
     const listeners = desiredGateway(home).spec.listeners.map((l) => l.name);
     for (const s of sections) expect(listeners).toContain(s);

@@ -3,7 +3,10 @@
  * per VM, an HTTPRoute per HTTP port and a TLSRoute (SNI passthrough) per TLS port,
  * hostnames <vm>.<peer>.<home domain>, all attached to the home's one Gateway.
  */
+import type { V1Service } from '@kubernetes/client-node';
+import type { Gateway, HTTPRoute, Listener, ParentReference, TLSRoute } from '../../generated/gateway.js';
 import type { Assignment } from '../../generated/personalcloud.js';
+import type { Desired } from '../../kube/client.js';
 import type { Home } from '../home.js';
 import { PEER_LABEL, VM_LABEL, dnsLabel, managedLabels, tenantNamespaceName } from '../../api/labels.js';
 import { assignmentLabels, vmNames } from './virtual-machines.js';
@@ -18,11 +21,11 @@ export function serviceName(vm: string): string {
   return /^[a-z]/.test(vm) ? vm : dnsLabel(`vm-${vm}`);
 }
 
-export function desiredServices(a: Assignment) {
+export function desiredServices(a: Assignment): Desired<V1Service>[] {
   const ports = a.spec.vm.ports ?? [];
   if (ports.length === 0) return [];
   const namespace = tenantNamespaceName(a.spec.requester);
-  return vmNames(a).map((vm) => ({
+  return vmNames(a).map((vm): Desired<V1Service> => ({
     apiVersion: 'v1',
     kind: 'Service',
     metadata: { name: serviceName(vm), namespace, labels: { ...assignmentLabels(a), [VM_LABEL]: vm } },
@@ -39,7 +42,7 @@ export function desiredServices(a: Assignment) {
   }));
 }
 
-function gatewayRef(home: Pick<Home, 'gateway'>, sectionName: 'http' | 'tls') {
+function gatewayRef(home: Pick<Home, 'gateway'>, sectionName: 'http' | 'tls'): ParentReference {
   return {
     group: 'gateway.networking.k8s.io',
     kind: 'Gateway',
@@ -49,11 +52,15 @@ function gatewayRef(home: Pick<Home, 'gateway'>, sectionName: 'http' | 'tls') {
   };
 }
 
-export function desiredHTTPRoutes(a: Assignment, hostnameSuffix: string, home: Pick<Home, 'gateway'>) {
+export function desiredHTTPRoutes(
+  a: Assignment,
+  hostnameSuffix: string,
+  home: Pick<Home, 'gateway'>,
+): Desired<HTTPRoute>[] {
   const namespace = tenantNamespaceName(a.spec.requester);
   const http = (a.spec.vm.ports ?? []).filter((p) => (p.protocol ?? 'HTTP') === 'HTTP');
   return vmNames(a).flatMap((vm) =>
-    http.map((p) => ({
+    http.map((p): Desired<HTTPRoute> => ({
       apiVersion: 'gateway.networking.k8s.io/v1',
       kind: 'HTTPRoute',
       metadata: {
@@ -70,11 +77,15 @@ export function desiredHTTPRoutes(a: Assignment, hostnameSuffix: string, home: P
   );
 }
 
-export function desiredTLSRoutes(a: Assignment, hostnameSuffix: string, home: Pick<Home, 'gateway'>) {
+export function desiredTLSRoutes(
+  a: Assignment,
+  hostnameSuffix: string,
+  home: Pick<Home, 'gateway'>,
+): Desired<TLSRoute>[] {
   const namespace = tenantNamespaceName(a.spec.requester);
   const tls = (a.spec.vm.ports ?? []).filter((p) => p.protocol === 'TLS');
   return vmNames(a).flatMap((vm) =>
-    tls.map((p) => ({
+    tls.map((p): Desired<TLSRoute> => ({
       apiVersion: 'gateway.networking.k8s.io/v1alpha3',
       kind: 'TLSRoute',
       metadata: {
@@ -95,8 +106,8 @@ export function desiredTLSRoutes(a: Assignment, hostnameSuffix: string, home: Pi
  * The home's one Gateway: an HTTP listener and a TLS passthrough listener, accepting
  * routes only from tenant namespaces.
  */
-export function desiredGateway(home: Pick<Home, 'gateway'>) {
-  const allowedFrom = {
+export function desiredGateway(home: Pick<Home, 'gateway'>): Desired<Gateway> {
+  const allowedFrom: Listener['allowedRoutes'] = {
     namespaces: {
       from: 'Selector',
       selector: { matchExpressions: [{ key: PEER_LABEL, operator: 'Exists' }] },

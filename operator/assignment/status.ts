@@ -4,12 +4,14 @@
  * pod network) and its hostname; the Assignment's phase summarises them.
  */
 import { isIP } from 'node:net';
+import type { VirtualMachine, VirtualMachineInstance } from '../../generated/kubevirt.js';
 import type { AssignmentPhase, AssignmentVmStatus } from '../../generated/personalcloud.js';
 
+/** A VM's name and what the caches hold of it: its VirtualMachine and VirtualMachineInstance. */
 export interface ObservedVm {
   name: string;
-  vm?: { status?: { printableStatus?: string; ready?: boolean } };
-  vmi?: { status?: { phase?: string; interfaces?: Array<{ name?: string; ipAddress?: string }> } };
+  vm?: Pick<VirtualMachine, 'status'>;
+  vmi?: Pick<VirtualMachineInstance, 'status'>;
 }
 
 const FAILED = new Set([

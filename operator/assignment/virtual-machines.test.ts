@@ -1,4 +1,5 @@
 import { parse } from 'yaml';
+import type { VirtualMachine, VirtualMachineInstanceSpec } from '../../generated/kubevirt.js';
 import type { Assignment, AssignmentSpec } from '../../generated/personalcloud.js';
 import { CloudInitError } from './cloud-init.js';
 import { assignmentLabels, desiredVirtualMachines, vmNames, type VmContext } from './virtual-machines.js';
@@ -30,6 +31,13 @@ function onlyVm(spec: Partial<AssignmentSpec> = {}, c: VmContext = ctx) {
   const vms = desiredVirtualMachines(assignment({ units: 1, ...spec }), c);
   expect(vms).toHaveLength(1);
   return vms[0]!;
+}
+
+/** The instance spec of a VM's template (every desired VM has one). */
+function vmiSpec(vm: VirtualMachine): VirtualMachineInstanceSpec {
+  const spec = vm.spec.template.spec;
+  if (!spec) throw new Error(`VM ${vm.metadata?.name} has no template spec`);
+  return spec;
 }
 
 describe('vmNames', () => {
@@ -82,7 +90,7 @@ describe('desiredVirtualMachines', () => {
     ]);
     for (const v of vms) {
       expect(v.spec.runStrategy).toBe('Always');
-      expect(v.spec.template.spec.hostname).toBe(v.metadata.name);
+      expect(vmiSpec(v).hostname).toBe(v.metadata.name);
     }
   });
 
@@ -96,7 +104,7 @@ describe('desiredVirtualMachines', () => {
       'personalcloud.io/vm': 'web-0',
     };
     expect(vm.metadata.labels).toEqual(want);
-    expect(vm.spec.template.metadata.labels).toEqual(want);
+    expect(vm.spec.template.metadata?.labels).toEqual(want);
     // The Assignment lives in another namespace, where an owner reference cannot point:
     // the labels (and the Assignment's finalizer) are the ownership.
     expect(vm.metadata).not.toHaveProperty('ownerReferences');
@@ -109,11 +117,11 @@ describe('desiredVirtualMachines', () => {
     [{ cpu: '16', memory: '64Gi', storage: '2Ti' }, 16],
   ])('sizes cpu, memory and the scratch disk from unit %p', (unit, cores) => {
     const vm = onlyVm({}, { ...ctx, unit });
-    const { domain, volumes } = vm.spec.template.spec;
+    const { domain, volumes } = vmiSpec(vm);
     expect(domain.cpu).toEqual({ cores });
     expect(domain.memory).toEqual({ guest: unit.memory });
     expect(domain.resources).toEqual({ requests: { cpu: unit.cpu, memory: unit.memory } });
-    expect(volumes.find((v) => v.name === 'scratch')).toEqual({
+    expect(volumes?.find((v) => v.name === 'scratch')).toEqual({
       name: 'scratch',
       emptyDisk: { capacity: unit.storage },
     });
@@ -121,8 +129,8 @@ describe('desiredVirtualMachines', () => {
 
   it('boots the containerDisk image, with a scratch and a cloud-init disk, all virtio', () => {
     const vm = onlyVm({ vm: { image: 'registry.example.com/os/debian@sha256:abc' } });
-    const { domain, volumes } = vm.spec.template.spec;
-    expect(volumes[0]).toEqual({
+    const { domain, volumes } = vmiSpec(vm);
+    expect(volumes?.[0]).toEqual({
       name: 'rootdisk',
       containerDisk: { image: 'registry.example.com/os/debian@sha256:abc' },
     });
@@ -132,12 +140,12 @@ describe('desiredVirtualMachines', () => {
       { name: 'cloudinit', disk: { bus: 'virtio' } },
     ]);
     // Every disk has a volume of the same name.
-    expect(volumes.map((v) => v.name)).toEqual(domain.devices.disks.map((d) => d.name));
+    expect(volumes?.map((v) => v.name)).toEqual(domain.devices.disks?.map((d) => d.name));
   });
 
   it('carries the bandwidth caps on the template (for the virt-launcher pod), not on the VM', () => {
     const vm = onlyVm({}, { ...ctx, bandwidth: { ingress: '100M', egress: '1G' } });
-    expect(vm.spec.template.metadata.annotations).toEqual({
+    expect(vm.spec.template.metadata?.annotations).toEqual({
       'kubernetes.io/ingress-bandwidth': '100M',
       'kubernetes.io/egress-bandwidth': '1G',
     });
@@ -146,11 +154,11 @@ describe('desiredVirtualMachines', () => {
 
   it('attaches the pod network (masquerade) and the tenant network (bridge over Multus)', () => {
     const vm = onlyVm();
-    expect(vm.spec.template.spec.networks).toEqual([
+    expect(vmiSpec(vm).networks).toEqual([
       { name: 'default', pod: {} },
       { name: 'tenant', multus: { networkName: 'tenant-network' } },
     ]);
-    expect(vm.spec.template.spec.domain.devices.interfaces).toEqual([
+    expect(vmiSpec(vm).domain.devices.interfaces).toEqual([
       { name: 'default', masquerade: {} },
       { name: 'tenant', bridge: {} },
     ]);
@@ -169,7 +177,7 @@ describe('desiredVirtualMachines', () => {
         ],
       },
     });
-    expect(vm.spec.template.spec.domain.devices.interfaces[0]).toEqual({
+    expect(vmiSpec(vm).domain.devices.interfaces?.[0]).toEqual({
       name: 'default',
       masquerade: {},
       ports: [
@@ -191,10 +199,10 @@ describe('desiredVirtualMachines', () => {
       ctx,
     );
     const userData = vms.map((vm) => {
-      const v = vm.spec.template.spec.volumes.find((x) => x.name === 'cloudinit');
+      const v = vmiSpec(vm).volumes?.find((x) => x.name === 'cloudinit');
       expect(v).toBeDefined();
       expect(Object.keys(v ?? {})).toEqual(['name', 'cloudInitNoCloud']);
-      return (v as { cloudInitNoCloud: { userData: string } }).cloudInitNoCloud.userData;
+      return v?.cloudInitNoCloud?.userData ?? '';
     });
     for (const [i, u] of userData.entries()) {
       expect(u.startsWith('#cloud-config\n')).toBe(true);
@@ -208,8 +216,8 @@ describe('desiredVirtualMachines', () => {
 
   it('uses the hostname suffix it is given (a Tenant spec.hostnameSuffix)', () => {
     const vm = onlyVm({}, { ...ctx, hostnameSuffix: 'vms.bob.example.org' });
-    const v = vm.spec.template.spec.volumes[2] as { cloudInitNoCloud: { userData: string } };
-    expect(parse(v.cloudInitNoCloud.userData)).toEqual({ hostname: 'web-0.vms.bob.example.org' });
+    const v = vmiSpec(vm).volumes?.[2];
+    expect(parse(v?.cloudInitNoCloud?.userData ?? '')).toEqual({ hostname: 'web-0.vms.bob.example.org' });
   });
 
   it.each([
@@ -231,13 +239,13 @@ describe('desiredVirtualMachines', () => {
     const requester = 'p'.repeat(63);
     const [vm] = desiredVirtualMachines(assignment({ requester, units: 1 }), ctx);
     expect(vm?.metadata.namespace).toMatch(/^tenant-p+-[0-9a-f]{8}$/);
-    expect(vm?.metadata.namespace.length).toBeLessThanOrEqual(63);
+    expect(vm?.metadata.namespace?.length).toBeLessThanOrEqual(63);
     expect(vm?.metadata.labels).toMatchObject({ 'personalcloud.io/peer': requester });
   });
 
   it('does not share objects between VMs (a caller may mutate one safely)', () => {
     const [a, b] = desiredVirtualMachines(assignment({ units: 2 }), ctx);
     expect(a?.metadata.labels).not.toBe(b?.metadata.labels);
-    expect(a?.spec.template.spec.volumes).not.toBe(b?.spec.template.spec.volumes);
+    expect(a?.spec.template.spec?.volumes).not.toBe(b?.spec.template.spec?.volumes);
   });
 });

@@ -6,7 +6,9 @@
  * kubernetes.io/{ingress,egress}-bandwidth on the template, which KubeVirt carries to
  * the virt-launcher pod.
  */
+import type { VirtualMachine } from '../../generated/kubevirt.js';
 import type { Assignment } from '../../generated/personalcloud.js';
+import type { Desired } from '../../kube/client.js';
 import type { UnitSize } from '../config.js';
 import {
   ASSIGNMENT_LABEL,
@@ -43,12 +45,12 @@ export interface VmContext {
   hostnameSuffix: string;
 }
 
-export function desiredVirtualMachines(a: Assignment, ctx: VmContext) {
+export function desiredVirtualMachines(a: Assignment, ctx: VmContext): Desired<VirtualMachine>[] {
   const namespace = tenantNamespaceName(a.spec.requester);
   const ports = a.spec.vm.ports ?? [];
   const cpu = String(ctx.unit.cpu);
   const memory = String(ctx.unit.memory);
-  return vmNames(a).map((name) => ({
+  return vmNames(a).map((name): Desired<VirtualMachine> => ({
     apiVersion: 'kubevirt.io/v1',
     kind: 'VirtualMachine',
     metadata: { name, namespace, labels: { ...assignmentLabels(a), [VM_LABEL]: name } },

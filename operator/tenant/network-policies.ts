@@ -5,7 +5,9 @@
  * namespace; allow rules for DNS, the internet, the tenant's own namespace, and
  * traffic coming in through the Gateway.
  */
+import type { CiliumNetworkPolicy, CiliumRule } from '../../generated/cilium.js';
 import type { Tenant } from '../../generated/personalcloud.js';
+import type { Desired } from '../../kube/client.js';
 import { TENANT_LABEL, tenantNamespaceName } from '../../api/labels.js';
 import { tenantChildMeta } from './namespace.js';
 
@@ -15,16 +17,21 @@ export const ALLOW_POLICY = 'tenant-allow';
 const POD_NAMESPACE = 'k8s:io.kubernetes.pod.namespace';
 const NAMESPACE_TENANT_LABEL = `k8s:io.cilium.k8s.namespace.labels.${TENANT_LABEL}`;
 
-export function desiredCiliumNetworkPolicies(t: Tenant, homeLan: readonly string[]) {
+type EndpointSelector = NonNullable<CiliumRule['endpointSelector']>;
+
+export function desiredCiliumNetworkPolicies(
+  t: Tenant,
+  homeLan: readonly string[],
+): readonly [Desired<CiliumNetworkPolicy>, Desired<CiliumNetworkPolicy>] {
   const ns = tenantNamespaceName(t.spec.peer);
-  const otherTenants = {
+  const otherTenants: EndpointSelector = {
     matchExpressions: [
       { key: NAMESPACE_TENANT_LABEL, operator: 'Exists' },
       { key: POD_NAMESPACE, operator: 'NotIn', values: [ns] },
     ],
   };
-  const ownNamespace = { matchLabels: { [POD_NAMESPACE]: ns } };
-  const isolation = {
+  const ownNamespace: EndpointSelector = { matchLabels: { [POD_NAMESPACE]: ns } };
+  const isolation: Desired<CiliumNetworkPolicy> = {
     apiVersion: 'cilium.io/v2',
     kind: 'CiliumNetworkPolicy',
     metadata: tenantChildMeta(t, ISOLATION_POLICY),
@@ -42,7 +49,7 @@ export function desiredCiliumNetworkPolicies(t: Tenant, homeLan: readonly string
       ],
     },
   };
-  const allow = {
+  const allow: Desired<CiliumNetworkPolicy> = {
     apiVersion: 'cilium.io/v2',
     kind: 'CiliumNetworkPolicy',
     metadata: tenantChildMeta(t, ALLOW_POLICY),

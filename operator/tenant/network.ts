@@ -4,7 +4,9 @@
  * host-local IPAM over spec.network.subnet, and the bandwidth plugin chained with the
  * tenant's caps (bits per second; burst of one second's worth).
  */
+import type { NetworkAttachmentDefinition } from '../../generated/multus.js';
 import type { Tenant } from '../../generated/personalcloud.js';
+import type { Desired } from '../../kube/client.js';
 import { shortHash } from '../../api/labels.js';
 import type { Cidr } from '../network-address.js';
 import { tenantChildMeta } from './namespace.js';
@@ -41,7 +43,11 @@ export function renderTenantNetworkConfig(t: Tenant, subnet: Cidr, rates: Tenant
   });
 }
 
-export function desiredNetworkAttachmentDefinition(t: Tenant, subnet: Cidr, rates: TenantRates) {
+export function desiredNetworkAttachmentDefinition(
+  t: Tenant,
+  subnet: Cidr,
+  rates: TenantRates,
+): Desired<NetworkAttachmentDefinition> {
   return {
     apiVersion: 'k8s.cni.cncf.io/v1',
     kind: 'NetworkAttachmentDefinition',
