@@ -17,6 +17,7 @@ export const ASSIGNMENT_FINALIZER = `${GROUP}/hosted-assignment-cleanup`;
 
 export const TENANT_FIELD_MANAGER = 'tenant-controller';
 export const ASSIGNMENT_FIELD_MANAGER = 'hosted-assignment-controller';
+export const GATEWAY_FIELD_MANAGER = 'gateway-controller';
 
 export const managedLabels = (): Record<string, string> => ({ [MANAGED_BY_LABEL]: MANAGED_BY });
 export const MANAGED_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;

@@ -85,10 +85,13 @@ test.each([
   ['create', 'namespaces', '', 'yes'],
   ['update', 'leases.coordination.k8s.io', NS, 'yes'],
   ['get', 'secrets/federation-join', NS, 'yes'],
+  ['list', 'secrets/federation-join', NS, 'yes'],
+  ['watch', 'secrets/federation-join', NS, 'yes'],
   // Least privilege: nothing it does not need.
   ['get', 'secrets', 'tenant-bob', 'no'],
   ['get', 'secrets/other', NS, 'no'],
   ['list', 'secrets', NS, 'no'],
+  ['watch', 'secrets', NS, 'no'],
   ['create', 'pods', 'tenant-bob', 'no'],
   ['update', 'leases.coordination.k8s.io', 'kube-system', 'no'],
   ['create', 'clusterroles.rbac.authorization.k8s.io', '', 'no'],

@@ -28,3 +28,23 @@ export async function eventually<T>(
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/**
+ * The opposite of eventually (Gomega's Consistently): fn must hold at every poll for
+ * forMs. For "nothing happens" claims: it samples the whole window instead of sleeping
+ * and looking once. Throws, naming what, at the first poll where fn does not hold.
+ */
+export async function consistently(
+  what: string,
+  fn: () => Promise<boolean>,
+  { forMs, intervalMs = 250 }: { forMs: number; intervalMs?: number },
+): Promise<number> {
+  const end = Date.now() + forMs;
+  let polls = 0;
+  for (;;) {
+    if (!(await fn())) throw new Error(`${what} stopped holding after ${polls} polls`);
+    polls++;
+    if (Date.now() >= end) return polls;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}

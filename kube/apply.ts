@@ -1,5 +1,6 @@
 /** Applying desired children: skip when the cache already shows them, sort failures. */
-import { ApiError, type KubeClient, type KubeObject } from './client.js';
+import type { Logger } from 'pino';
+import { ApiError, type KubeApi, type KubeObject } from './client.js';
 import type { ResourceType } from './kinds.js';
 import { containsDesired, firstDifference } from './ownership.js';
 
@@ -8,15 +9,17 @@ import { containsDesired, firstDifference } from './ownership.js';
  * contains every field of it. Returns true when a request was made.
  */
 export async function applyIfChanged(
-  client: KubeClient,
+  client: KubeApi,
   fieldManager: string,
   desired: KubeObject,
   observed: KubeObject | undefined,
+  log?: Logger,
 ): Promise<boolean> {
   if (observed && !observed.metadata?.deletionTimestamp && containsDesired(observed, desired)) return false;
-  if (observed && process.env.PCLOUD_DEBUG_APPLY)
-    process.stderr.write(
-      `apply ${desired.kind}/${desired.metadata?.name}: ${firstDifference(observed, desired)}\n`,
+  if (observed && log?.isLevelEnabled('debug'))
+    log.debug(
+      { kind: desired.kind, name: desired.metadata?.name, difference: firstDifference(observed, desired) },
+      'applying a changed child',
     );
   await client.apply(desired, fieldManager);
   return true;
@@ -32,7 +35,7 @@ export function sameContent(a: unknown, b: unknown): boolean {
  * or kind; the type supplies them). The one apply path: KubeClient.apply.
  */
 export async function applyObject<T extends KubeObject>(
-  client: KubeClient,
+  client: KubeApi,
   type: ResourceType,
   obj: KubeObject,
   fieldManager: string,
@@ -47,7 +50,7 @@ export async function applyObject<T extends KubeObject>(
 
 /** POST of obj as kind type. */
 export async function createObject<T extends KubeObject>(
-  client: KubeClient,
+  client: KubeApi,
   type: ResourceType,
   obj: KubeObject,
 ): Promise<T> {
@@ -56,7 +59,7 @@ export async function createObject<T extends KubeObject>(
 
 /** Status through /status, only when it differs from what the cache shows (observed). */
 export async function applyStatusIfChanged(
-  client: KubeClient,
+  client: KubeApi,
   type: ResourceType,
   observed: KubeObject,
   status: Record<string, unknown>,

@@ -347,3 +347,22 @@ export class KubeClient {
     }
   }
 }
+
+/**
+ * What controllers call: the KubeClient's verbs. Reconcilers and the kube/ helpers take
+ * this, so a unit test of an error path can hand in a small fake (the integration
+ * tests use the real client against a real API server).
+ */
+export type KubeApi = Pick<
+  KubeClient,
+  | 'get'
+  | 'list'
+  | 'apply'
+  | 'applyStatus'
+  | 'create'
+  | 'update'
+  | 'delete'
+  | 'jsonPatch'
+  | 'mergePatch'
+  | 'request'
+>;

@@ -8,6 +8,7 @@
  *
  * Workers run only while this process leads (start/stop follow the Lease); the
  * informers run all the time, so a standby's cache is warm when it takes over.
+ * Controllers are usually built and wired with Manager.controller(...) (manager.ts).
  */
 import type { Logger } from 'pino';
 import type { OperatorMetrics } from './metrics.js';
@@ -47,6 +48,12 @@ export class Controller {
 
   enqueueAfter(key: string, ms: number): void {
     this.queue?.addAfter(key, ms);
+  }
+
+  /** Queue every key the reconciler is responsible for. */
+  resync(): void {
+    if (!this.queue) return;
+    for (const key of this.reconciler.allKeys()) this.queue.add(key);
   }
 
   isRunning(): boolean {
@@ -108,10 +115,15 @@ export class Controller {
       } catch (err) {
         this.metrics.reconcileTotal.labels(this.name, 'error').inc();
         this.metrics.reconcileErrors.labels(this.name).inc();
-        log.warn(
-          { err: err instanceof Error ? err.message : String(err), retries: queue.numRequeues(key) },
-          'reconcile failed; requeued with backoff',
-        );
+        const retries = queue.numRequeues(key);
+        // A reconciler that collected several failures (one per child) throws an
+        // AggregateError: every one is logged, not only the first.
+        const errors = err instanceof AggregateError ? (err.errors as unknown[]) : [err];
+        for (const e of errors)
+          log.warn(
+            { err: e instanceof Error ? e.message : String(e), retries },
+            'reconcile failed; requeued with backoff',
+          );
         queue.addRateLimited(key);
       } finally {
         end();

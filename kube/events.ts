@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { KubeClient, KubeObject } from './client.js';
+import type { KubeApi, KubeObject } from './client.js';
 
 export type EventType = 'Normal' | 'Warning';
 
@@ -13,7 +13,7 @@ export class EventRecorder {
   private readonly recent = new Map<string, number>();
 
   constructor(
-    private readonly client: KubeClient,
+    private readonly client: KubeApi,
     private readonly controller: string,
     private readonly instance: string,
     private readonly log: Logger,

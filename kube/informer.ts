@@ -19,8 +19,16 @@ export interface InformerHandlers<T> {
   delete?(obj: T): void;
 }
 
+/** What a reconciler reads: an informer's cache (a unit test may hand in a plain one). */
+export interface ObjectCache<T> {
+  get(name: string, namespace?: string): T | undefined;
+  list(namespace?: string): readonly T[];
+}
+
 export interface InformerOptions {
   labelSelector?: string;
+  /** e.g. `metadata.name=federation-join`: one object (RBAC may grant list/watch of that name only). */
+  fieldSelector?: string;
   /** List and watch one namespace only (credentials confined to a namespace cannot watch cluster-wide). */
   namespace?: string;
   /** Reconnect backoff (ms): initial and cap. */
@@ -30,7 +38,7 @@ export interface InformerOptions {
   onConnect?: () => void;
 }
 
-export class Informer<T extends KubeObject> {
+export class Informer<T extends KubeObject> implements ObjectCache<T> {
   private readonly lw: ListWatch<T>;
   private synced = false;
   private stopped = true;
@@ -46,9 +54,17 @@ export class Informer<T extends KubeObject> {
     private readonly log: Logger,
     private readonly options: InformerOptions = {},
   ) {
-    const { namespace, labelSelector } = options;
-    const listFn = (): Promise<KubernetesListObject<T>> => client.list<T>(type, { namespace, labelSelector });
-    this.lw = new ListWatch<T>(resourcePath(type, namespace), new Watch(kc), listFn, false, labelSelector);
+    const { namespace, labelSelector, fieldSelector } = options;
+    const listFn = (): Promise<KubernetesListObject<T>> =>
+      client.list<T>(type, { namespace, labelSelector, fieldSelector });
+    this.lw = new ListWatch<T>(
+      resourcePath(type, namespace),
+      new Watch(kc),
+      listFn,
+      false,
+      labelSelector,
+      fieldSelector,
+    );
     this.lw.on('error', (err?: unknown) => this.onError(err));
     this.lw.on('connect', () => this.options.onConnect?.());
   }

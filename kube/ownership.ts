@@ -2,7 +2,7 @@
  * Owner references, labels every child carries, finalizers and pruning of children
  * that are no longer desired.
  */
-import type { KubeClient, KubeObject } from './client.js';
+import type { KubeApi, KubeObject } from './client.js';
 import type { ResourceType } from './kinds.js';
 
 export interface OwnerLike {
@@ -42,7 +42,7 @@ export function isDeleting(obj: KubeObject): boolean {
  * concurrent writer's list is never overwritten). Returns the patched object.
  */
 export async function addFinalizer<T extends KubeObject>(
-  client: KubeClient,
+  client: KubeApi,
   type: ResourceType,
   obj: T,
   finalizer: string,
@@ -62,7 +62,7 @@ export async function addFinalizer<T extends KubeObject>(
 
 /** Removes the finalizer (after clean-up succeeded); a vanished object is fine. */
 export async function removeFinalizer(
-  client: KubeClient,
+  client: KubeApi,
   type: ResourceType,
   obj: KubeObject,
   finalizer: string,
@@ -86,7 +86,7 @@ export async function removeFinalizer(
  * desired set. Returns the names deleted.
  */
 export async function pruneChildren(
-  client: KubeClient,
+  client: KubeApi,
   type: ResourceType,
   existing: readonly KubeObject[],
   desired: readonly KubeObject[],

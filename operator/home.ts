@@ -1,6 +1,9 @@
 /** What the controllers know about this home (from the config and this home's Offer). */
 import type { UnitSize } from './config.js';
 
+/** Per-VM bandwidth cap (each way) when neither the Tenant nor this home's Offer says. */
+export const DEFAULT_VM_BANDWIDTH = '10M';
+
 export interface Home {
   peer: string;
   homeDomain: string;

@@ -18,7 +18,7 @@ let cp: ControlPlane;
 let client: KubeClient;
 const procs = new Map<string, ChildProcess>();
 
-/** Polls with this file's defaults (90 s, every 250 ms); see e2e/eventually.ts. */
+/** Polls with this file's defaults (90 s, every 250 ms); see dev/eventually.ts. */
 const eventually = <T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 90_000) =>
   pollUntil(what, fn, { timeoutMs, intervalMs: 250 });
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ConfigError, configFromOptions, operatorOptions } from '../../operator/config.js';
+import { ConfigError, configFromOptions, operatorOptions } from '../config.js';
 import { runOperator } from '../../operator/main.js';
 import { createLogger } from '../../kube/logger.js';
 import { EXIT_BAD_INPUT } from '../exit-codes.js';

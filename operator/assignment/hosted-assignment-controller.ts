@@ -13,9 +13,13 @@ import {
   ASSIGNMENT_FINALIZER,
   ASSIGNMENT_LABEL,
   ASSIGNMENT_NAMESPACE_LABEL,
+  MANAGED_SELECTOR,
   tenantNamespaceName,
 } from '../../api/labels.js';
-import { applyIfChanged, applyStatusIfChanged, errorMessage, isTerminalApiError } from '../../kube/apply.js';
+import type { Offer } from '../../generated/personalcloud.js';
+import { applyIfChanged, applyStatusIfChanged } from '../../kube/apply.js';
+import { retriableError, syncChildren, type ChildFailure } from '../../kube/children.js';
+import { objectKey, type Manager } from '../../kube/manager.js';
 import {
   isTrue,
   nextObservedGeneration,
@@ -24,13 +28,13 @@ import {
   type ConditionInput,
 } from '../../kube/conditions.js';
 import type { ReconcileResult, Reconciler } from '../../kube/controller.js';
-import type { EventRecorder } from '../../kube/events.js';
-import type { Informer } from '../../kube/informer.js';
-import type { KubeClient, KubeObject } from '../../kube/client.js';
-import { addFinalizer, isDeleting, pruneChildren, removeFinalizer } from '../../kube/ownership.js';
+import { EventRecorder } from '../../kube/events.js';
+import type { ObjectCache } from '../../kube/informer.js';
+import type { KubeApi, KubeObject } from '../../kube/client.js';
+import { addFinalizer, isDeleting, removeFinalizer } from '../../kube/ownership.js';
 import { Resources, type ResourceType } from '../../kube/kinds.js';
 import { CloudInitError } from './cloud-init.js';
-import { desiredGateway, desiredHTTPRoutes, desiredServices, desiredTLSRoutes } from './routes.js';
+import { desiredHTTPRoutes, desiredServices, desiredTLSRoutes } from './routes.js';
 import { assignmentPhase, vmStatus, type ObservedVm } from './status.js';
 import { CREATED_BY_ASSIGNMENTS, CREATED_BY_ASSIGNMENTS_LABEL, desiredTenant } from './tenant.js';
 import { AssignmentProblem, admitAssignments, type AdmissionResult } from './validation.js';
@@ -38,20 +42,7 @@ import { desiredVirtualMachines, vmNames } from './virtual-machines.js';
 
 export type AssignmentObject = Assignment & KubeObject;
 export type TenantObject = Tenant & KubeObject;
-
-export interface AssignmentInformers {
-  assignments: Informer<AssignmentObject>;
-  tenants: Informer<TenantObject>;
-  virtualMachines: Informer<KubeObject>;
-  virtualMachineInstances: Informer<KubeObject>;
-  services: Informer<KubeObject>;
-  httpRoutes: Informer<KubeObject>;
-  tlsRoutes: Informer<KubeObject>;
-  gateways: Informer<KubeObject>;
-}
-
-/** The queue key of the home's Gateway (Assignment keys always contain '/'). */
-export const GATEWAY_KEY = 'gateway';
+type OfferObject = Offer & KubeObject;
 
 export const AssignmentConditions = {
   Accepted: 'Accepted',
@@ -59,6 +50,108 @@ export const AssignmentConditions = {
   VirtualMachines: 'VirtualMachinesReady',
   Routes: 'RoutesReady',
 } as const;
+export type AssignmentConditionType = (typeof AssignmentConditions)[keyof typeof AssignmentConditions];
+
+/** What the child builders need for one admitted Assignment. */
+interface AssignmentPlan {
+  assignment: AssignmentObject;
+  home: Home;
+  hostnameSuffix: string;
+  virtualMachines: KubeObject[];
+}
+
+/**
+ * The children of a hosted Assignment, described once: kind, the condition it reports
+ * under, and its builder. Deletion walks the list backwards (routes before VMs).
+ */
+const ASSIGNMENT_CHILDREN: ReadonlyArray<{
+  type: ResourceType;
+  condition: AssignmentConditionType;
+  desired: (p: AssignmentPlan) => KubeObject[];
+}> = [
+  {
+    type: Resources.VirtualMachine,
+    condition: AssignmentConditions.VirtualMachines,
+    desired: (p) => p.virtualMachines,
+  },
+  {
+    type: Resources.Service,
+    condition: AssignmentConditions.Routes,
+    desired: (p) => desiredServices(p.assignment),
+  },
+  {
+    type: Resources.HTTPRoute,
+    condition: AssignmentConditions.Routes,
+    desired: (p) => desiredHTTPRoutes(p.assignment, p.hostnameSuffix, p.home),
+  },
+  {
+    type: Resources.TLSRoute,
+    condition: AssignmentConditions.Routes,
+    desired: (p) => desiredTLSRoutes(p.assignment, p.hostnameSuffix, p.home),
+  },
+];
+
+/** The Assignment key a child belongs to, from its labels. */
+export function assignmentOwnerKey(child: KubeObject): string | undefined {
+  const labels = child.metadata?.labels ?? {};
+  const name = labels[ASSIGNMENT_LABEL];
+  const ns = labels[ASSIGNMENT_NAMESPACE_LABEL];
+  return name && ns ? `${ns}/${name}` : undefined;
+}
+
+/**
+ * The hosted Assignment controller's wiring: it reconciles the Assignments hosted here,
+ * owns their VMs, Services and routes (by the assignment labels), follows each VM's
+ * instance (VMI, named as its VM) for status, and re-admits when Assignments, Tenants
+ * or this home's Offer change.
+ */
+export function setupHostedAssignmentController(
+  mgr: Manager,
+  home: () => Home,
+  opts: { instance: string; workers?: number },
+): HostedAssignmentReconciler {
+  const managed = { labelSelector: MANAGED_SELECTOR };
+  const reconciler = new HostedAssignmentReconciler(
+    mgr.client,
+    (type) =>
+      mgr.cache(
+        type,
+        [Resources.Assignment, Resources.Tenant, Resources.VirtualMachineInstance].includes(type)
+          ? {}
+          : managed,
+      ),
+    new EventRecorder(mgr.client, ASSIGNMENT_FIELD_MANAGER, opts.instance, mgr.log),
+    home,
+  );
+  const vms = mgr.cache(Resources.VirtualMachine, managed);
+  const builder = mgr
+    .controller(reconciler.name)
+    .for<AssignmentObject>(Resources.Assignment, {
+      predicate: (a) => reconciler.isHosted(a),
+      onEvent: () => reconciler.invalidate(),
+    })
+    // The requester's other Assignments resize its Tenant when one goes.
+    .watches<AssignmentObject>(Resources.Assignment, (a, event) =>
+      event === 'delete' && reconciler.isHosted(a) ? reconciler.keysForRequester(a.spec.requester) : [],
+    )
+    .watches<TenantObject>(Resources.Tenant, (t) => {
+      reconciler.invalidate();
+      return reconciler.keysForRequester(t.metadata?.name ?? '');
+    })
+    .watches<OfferObject>(Resources.Offer, (o) => {
+      if (o.spec?.peer !== home().peer) return [];
+      reconciler.invalidate();
+      return reconciler.allKeys();
+    })
+    .watches(Resources.VirtualMachineInstance, (vmi) => {
+      const vm = vms.get(vmi.metadata?.name ?? '', vmi.metadata?.namespace);
+      const key = vm && assignmentOwnerKey(vm);
+      return key ? [key] : [];
+    });
+  for (const child of ASSIGNMENT_CHILDREN) builder.owns(child.type, assignmentOwnerKey, managed);
+  builder.withOptions({ ...(opts.workers ? { workers: opts.workers } : {}) }).complete(reconciler);
+  return reconciler;
+}
 
 export class HostedAssignmentReconciler implements Reconciler {
   readonly name = 'hosted-assignment';
@@ -66,12 +159,20 @@ export class HostedAssignmentReconciler implements Reconciler {
   private cacheVersion = 0;
 
   constructor(
-    private readonly client: KubeClient,
-    private readonly informers: AssignmentInformers,
+    private readonly client: KubeApi,
+    private readonly cache: (type: ResourceType) => ObjectCache<KubeObject>,
     private readonly events: EventRecorder,
     private readonly home: () => Home,
     private readonly now: () => Date = () => new Date(),
   ) {}
+
+  private assignments(): ObjectCache<AssignmentObject> {
+    return this.cache(Resources.Assignment) as ObjectCache<AssignmentObject>;
+  }
+
+  private tenants(): ObjectCache<TenantObject> {
+    return this.cache(Resources.Tenant) as ObjectCache<TenantObject>;
+  }
 
   /** Call on every Assignment or Tenant event: admission is recomputed lazily. */
   invalidate(): void {
@@ -83,33 +184,28 @@ export class HostedAssignmentReconciler implements Reconciler {
   }
 
   hosted(): AssignmentObject[] {
-    return this.informers.assignments.list().filter((a) => this.isHosted(a));
+    return this.assignments()
+      .list()
+      .filter((a) => this.isHosted(a));
   }
 
   allKeys(): string[] {
-    return [
-      GATEWAY_KEY,
-      ...this.hosted().map((a) => `${a.metadata?.namespace ?? ''}/${a.metadata?.name ?? ''}`),
-    ];
+    return this.hosted().map(objectKey);
   }
 
   keysForRequester(requester: string): string[] {
     return this.hosted()
       .filter((a) => a.spec.requester === requester)
-      .map((a) => `${a.metadata?.namespace ?? ''}/${a.metadata?.name ?? ''}`);
-  }
-
-  /** The Assignment key a child belongs to, from its labels. */
-  static ownerKey(child: KubeObject): string | undefined {
-    const labels = child.metadata?.labels ?? {};
-    const name = labels[ASSIGNMENT_LABEL];
-    const ns = labels[ASSIGNMENT_NAMESPACE_LABEL];
-    return name && ns ? `${ns}/${name}` : undefined;
+      .map(objectKey);
   }
 
   private admit(): AdmissionResult {
     if (this.admission?.version === this.cacheVersion) return this.admission.result;
-    const tenants = new Map(this.informers.tenants.list().map((t) => [t.metadata?.name ?? '', t] as const));
+    const tenants = new Map(
+      this.tenants()
+        .list()
+        .map((t) => [t.metadata?.name ?? '', t] as const),
+    );
     const result = admitAssignments(
       this.hosted().filter((a) => !isDeleting(a)),
       tenants,
@@ -120,15 +216,8 @@ export class HostedAssignmentReconciler implements Reconciler {
   }
 
   async reconcile(key: string, log: Logger): Promise<ReconcileResult | void> {
-    if (key === GATEWAY_KEY) {
-      const desired = desiredGateway(this.home());
-      const observed = this.informers.gateways.get(desired.metadata.name, desired.metadata.namespace);
-      if (await applyIfChanged(this.client, ASSIGNMENT_FIELD_MANAGER, desired, observed))
-        log.info('gateway applied');
-      return;
-    }
     const [ns = '', name = ''] = key.split('/');
-    const cached = this.informers.assignments.get(name, ns);
+    const cached = this.assignments().get(name, ns);
     if (!cached || !this.isHosted(cached)) return;
     if (isDeleting(cached)) return this.finalize(cached, log);
     const a = await addFinalizer<AssignmentObject>(
@@ -153,25 +242,25 @@ export class HostedAssignmentReconciler implements Reconciler {
       if (!conditions.has(type))
         conditions.set(type, { type, status, reason, message, observedGeneration: gen });
     };
-    const tenant = this.informers.tenants.get(requester);
+    const tenant = this.tenants().get(requester);
     const suffix = hostnameSuffixFor(home, requester, tenant?.spec.hostnameSuffix);
     const namespace = tenantNamespaceName(requester);
     let problem: AssignmentProblem | undefined = admission.problems.get(key);
 
-    const desired: Array<[ResourceType, Informer<KubeObject>, KubeObject[]]> = [];
+    let virtualMachines: KubeObject[] = [];
     if (!problem) {
       try {
-        desired.push([
-          Resources.VirtualMachine,
-          this.informers.virtualMachines,
-          desiredVirtualMachines(a, { unit: home.unit, bandwidth: home.bandwidth, hostnameSuffix: suffix }),
-        ]);
+        virtualMachines = desiredVirtualMachines(a, {
+          unit: home.unit,
+          bandwidth: home.bandwidth,
+          hostnameSuffix: suffix,
+        });
       } catch (err) {
         if (!(err instanceof CloudInitError)) throw err;
         problem = new AssignmentProblem(err.reason, err.message);
       }
     }
-    let retriable: unknown;
+    let failures: ChildFailure<AssignmentConditionType>[] = [];
     let wrote = 0;
     if (problem) {
       set(AssignmentConditions.Accepted, 'False', problem.reason, problem.message);
@@ -184,7 +273,7 @@ export class HostedAssignmentReconciler implements Reconciler {
       log.warn({ reason: problem.reason }, problem.message);
       await this.events.record(a, 'Warning', problem.reason, problem.message);
       // Nothing of a refused Assignment may keep running.
-      wrote += await this.deleteChildren(a);
+      wrote += await this.deleteChildren(a, log);
     } else {
       set(AssignmentConditions.Accepted, 'True', 'Accepted', `hosted in namespace ${namespace}`);
       const nsReady =
@@ -205,39 +294,24 @@ export class HostedAssignmentReconciler implements Reconciler {
           'TenantReady',
           `Tenant ${requester} hosts namespace ${namespace}`,
         );
-        desired.push([Resources.Service, this.informers.services, desiredServices(a)]);
-        desired.push([Resources.HTTPRoute, this.informers.httpRoutes, desiredHTTPRoutes(a, suffix, home)]);
-        desired.push([Resources.TLSRoute, this.informers.tlsRoutes, desiredTLSRoutes(a, suffix, home)]);
-        for (const [type, cache, objs] of desired) {
-          const cond =
-            type.kind === 'VirtualMachine'
-              ? AssignmentConditions.VirtualMachines
-              : AssignmentConditions.Routes;
-          try {
-            for (const o of objs) {
-              if (
-                await applyIfChanged(
-                  this.client,
-                  ASSIGNMENT_FIELD_MANAGER,
-                  o,
-                  cache.get(o.metadata?.name ?? '', namespace),
-                )
-              )
-                wrote++;
-            }
-            const existing = cache
-              .list(namespace)
-              .filter((c) => HostedAssignmentReconciler.ownerKey(c) === key);
-            wrote += (await pruneChildren(this.client, type, existing, objs)).length;
-          } catch (err) {
-            if (isTerminalApiError(err)) {
-              set(cond, 'False', 'ApplyRejected', `${type.kind}: ${err.message}`);
-              await this.events.record(a, 'Warning', 'ApplyRejected', `${type.kind}: ${err.message}`);
-            } else {
-              set(cond, 'False', 'ApplyFailed', `${type.kind}: ${errorMessage(err)}`);
-              retriable ??= err;
-            }
-          }
+        const plan: AssignmentPlan = { assignment: a, home, hostnameSuffix: suffix, virtualMachines };
+        const r = await syncChildren(
+          this.client,
+          ASSIGNMENT_FIELD_MANAGER,
+          ASSIGNMENT_CHILDREN.map((c) => ({
+            type: c.type,
+            condition: c.condition,
+            cache: this.cache(c.type),
+            desired: c.desired(plan),
+          })),
+          { namespace, owned: (child) => assignmentOwnerKey(child) === key, log },
+        );
+        wrote += r.writes;
+        failures = r.failures;
+        for (const f of failures) {
+          set(f.condition, 'False', f.reason, f.message);
+          log.warn({ kind: f.type.kind, reason: f.reason }, f.message);
+          if (f.terminal) await this.events.record(a, 'Warning', f.reason, f.message);
         }
         set(
           AssignmentConditions.VirtualMachines,
@@ -249,14 +323,16 @@ export class HostedAssignmentReconciler implements Reconciler {
       }
     }
 
+    const vmCache = this.cache(Resources.VirtualMachine);
+    const vmiCache = this.cache(Resources.VirtualMachineInstance);
     const vms = problem
       ? []
       : vmNames(a).map((vm) =>
           vmStatus(
             {
               name: vm,
-              vm: this.informers.virtualMachines.get(vm, namespace) as ObservedVm['vm'],
-              vmi: this.informers.virtualMachineInstances.get(vm, namespace) as ObservedVm['vmi'],
+              vm: vmCache.get(vm, namespace) as ObservedVm['vm'],
+              vmi: vmiCache.get(vm, namespace) as ObservedVm['vmi'],
             },
             `${vm}.${suffix}`,
           ),
@@ -281,13 +357,13 @@ export class HostedAssignmentReconciler implements Reconciler {
     )
       wrote++;
     if (wrote > 0) log.info({ writes: wrote, phase: status.phase }, 'assignment reconciled');
-    if (retriable !== undefined)
-      throw retriable instanceof Error ? retriable : new Error(errorMessage(retriable));
+    const retriable = retriableError(failures);
+    if (retriable) throw retriable;
   }
 
   /** Creates, resizes or deletes the requester's Tenant (only one this controller created). */
   private async syncTenant(requester: string, units: number, log: Logger): Promise<void> {
-    const existing = this.informers.tenants.get(requester);
+    const existing = this.tenants().get(requester);
     const ours =
       !existing || existing.metadata?.labels?.[CREATED_BY_ASSIGNMENTS_LABEL] === CREATED_BY_ASSIGNMENTS;
     if (!ours) return;
@@ -307,27 +383,36 @@ export class HostedAssignmentReconciler implements Reconciler {
     }
   }
 
-  private async deleteChildren(a: AssignmentObject): Promise<number> {
-    const namespace = tenantNamespaceName(a.spec.requester);
-    const key = `${a.metadata?.namespace ?? ''}/${a.metadata?.name ?? ''}`;
-    let n = 0;
-    const kinds: Array<[ResourceType, Informer<KubeObject>]> = [
-      [Resources.HTTPRoute, this.informers.httpRoutes],
-      [Resources.TLSRoute, this.informers.tlsRoutes],
-      [Resources.Service, this.informers.services],
-      [Resources.VirtualMachine, this.informers.virtualMachines],
-    ];
-    for (const [type, cache] of kinds) {
-      const mine = cache.list(namespace).filter((c) => HostedAssignmentReconciler.ownerKey(c) === key);
-      n += (await pruneChildren(this.client, type, mine, [])).length;
-    }
-    return n;
+  /** Deletes every child of the Assignment (routes first); every failure is thrown together. */
+  private async deleteChildren(a: AssignmentObject, log: Logger): Promise<number> {
+    const key = objectKey(a);
+    const r = await syncChildren(
+      this.client,
+      ASSIGNMENT_FIELD_MANAGER,
+      [...ASSIGNMENT_CHILDREN].reverse().map((c) => ({
+        type: c.type,
+        condition: c.condition,
+        cache: this.cache(c.type),
+        desired: [],
+      })),
+      {
+        namespace: tenantNamespaceName(a.spec.requester),
+        owned: (child) => assignmentOwnerKey(child) === key,
+        log,
+      },
+    );
+    if (r.failures.length > 0)
+      throw new AggregateError(
+        r.failures.map((f) => f.error),
+        `deleting children failed: ${r.failures.map((f) => f.message).join('; ')}`,
+      );
+    return r.writes;
   }
 
   /** Delete path: children first, then the Tenant's size (or the Tenant), then the finalizer. */
   private async finalize(a: AssignmentObject, log: Logger): Promise<ReconcileResult | void> {
     if (!(a.metadata?.finalizers ?? []).includes(ASSIGNMENT_FINALIZER)) return;
-    const deleted = await this.deleteChildren(a);
+    const deleted = await this.deleteChildren(a, log);
     this.invalidate();
     const admission = this.admit();
     await this.syncTenant(a.spec.requester, admission.unitsByRequester.get(a.spec.requester) ?? 0, log);

@@ -17,8 +17,10 @@
  * their last state while the watches reconnect, and deletions are acted on only when
  * a successful relist says the object is gone.
  *
- * Keys: `offer/<name>`, `request/<name>`, `assignment/<name>`; every reconcile re-reads
- * both sides from the informer caches.
+ * One reconciler per kind, each its own controller keyed by object name: the Offer
+ * mirror, the Request mirror (one MirrorReconciler class, two kinds) and the Assignment
+ * puller. Each declares its sources on both sides; every reconcile re-reads both
+ * sides from the informer caches.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -33,7 +35,8 @@ import {
   peerNamespace,
 } from '../../api/federation.js';
 import { errorMessage } from '../../kube/apply.js';
-import { Controller, type ReconcileResult, type Reconciler } from '../../kube/controller.js';
+import type { Controller, ReconcileResult, Reconciler } from '../../kube/controller.js';
+import { ControllerBuilder, type CacheOptions, type ControllerHost } from '../../kube/manager.js';
 import { Informer } from '../../kube/informer.js';
 import { isConflict, type KubeClient, type KubeObject } from '../../kube/client.js';
 import type { OperatorMetrics } from '../../kube/metrics.js';
@@ -64,273 +67,323 @@ function microTime(d: Date): string {
   return d.toISOString().replace('Z', '000Z');
 }
 
-export class FederationReconciler implements Reconciler {
-  readonly name = 'federation';
-  readonly upNs: string;
+/** The informers of both sides, shared by the three reconcilers. */
+interface FederationCaches {
+  localOffers: Informer<OfferObject>;
+  localRequests: Informer<RequestObject>;
+  localAssignments: Informer<AssignmentObject>;
+  upOffers: Informer<OfferObject>;
+  upRequests: Informer<RequestObject>;
+  upAssignments: Informer<AssignmentObject>;
+}
+
+/** Up (and status back): this home's Offers or Requests mirrored into peer-<me>. Key: name. */
+export class MirrorReconciler<T extends Mirrored> implements Reconciler {
+  readonly name: string;
 
   constructor(
     private readonly o: FederationOptions,
-    private readonly inf: {
-      localOffers: Informer<OfferObject>;
-      localRequests: Informer<RequestObject>;
-      localAssignments: Informer<AssignmentObject>;
-      upOffers: Informer<OfferObject>;
-      upRequests: Informer<RequestObject>;
-      upAssignments: Informer<AssignmentObject>;
-    },
+    private readonly type: ResourceType,
+    private readonly local: Informer<T>,
+    private readonly upstream: Informer<T>,
   ) {
-    this.upNs = peerNamespace(o.peer);
+    this.name = `federation-${type.plural}`;
+  }
+
+  /** Whether a local object is this home's to mirror. */
+  mine(x: T): boolean {
+    return x.spec?.peer === this.o.peer;
   }
 
   allKeys(): string[] {
     const keys = new Set<string>();
-    const mine = (x: Mirrored): boolean => x.spec?.peer === this.o.peer;
-    for (const x of this.inf.localOffers.list()) if (mine(x)) keys.add(`offer/${x.metadata?.name}`);
-    for (const x of this.inf.upOffers.list()) keys.add(`offer/${x.metadata?.name}`);
-    for (const x of this.inf.localRequests.list()) if (mine(x)) keys.add(`request/${x.metadata?.name}`);
-    for (const x of this.inf.upRequests.list()) keys.add(`request/${x.metadata?.name}`);
-    for (const x of this.inf.upAssignments.list()) keys.add(`assignment/${x.metadata?.name}`);
-    for (const x of this.inf.localAssignments.list()) keys.add(`assignment/${x.metadata?.name}`);
+    for (const x of this.local.list()) if (this.mine(x)) keys.add(x.metadata?.name ?? '');
+    for (const x of this.upstream.list()) keys.add(x.metadata?.name ?? '');
     return [...keys];
   }
 
-  async reconcile(key: string, log: Logger): Promise<ReconcileResult | void> {
-    const i = key.indexOf('/');
-    const kind = key.slice(0, i);
-    const name = key.slice(i + 1);
-    if (kind === 'offer') return this.mirror(R.Offer, this.inf.localOffers, this.inf.upOffers, name, log);
-    if (kind === 'request')
-      return this.mirror(R.Request, this.inf.localRequests, this.inf.upRequests, name, log);
-    if (kind === 'assignment') return this.pull(name, log);
-  }
-
-  /** The local object of that name that this home owns (the oldest when namespaces repeat a name). */
-  private localOf<T extends Mirrored>(cache: Informer<T>, name: string): T | undefined {
-    return cache
-      .list()
-      .filter(
-        (x) => x.metadata?.name === name && x.spec?.peer === this.o.peer && !x.metadata?.deletionTimestamp,
-      )
-      .sort((a, b) =>
-        String(a.metadata?.creationTimestamp).localeCompare(String(b.metadata?.creationTimestamp)),
-      )[0];
-  }
-
-  private async mirror<T extends Mirrored>(
-    type: ResourceType,
-    localCache: Informer<T>,
-    upCache: Informer<T>,
-    name: string,
-    log: Logger,
-  ): Promise<void> {
-    const up = this.o.upstream.client;
-    const local = this.localOf(localCache, name);
-    let remote = upCache.get(name, this.upNs);
-    if (!local) {
-      if (
-        remote &&
-        remote.metadata?.labels?.[MIRRORED_LABEL] === 'true' &&
-        !remote.metadata.deletionTimestamp
-      ) {
-        await up.delete(type, name, this.upNs, { uid: remote.metadata.uid });
-        log.info({ kind: type.kind }, 'local object gone: upstream copy deleted');
-      }
-      return;
-    }
-    const desired = {
-      metadata: {
-        name,
-        namespace: this.upNs,
-        labels: mirroredLabels,
-        annotations: { [MIRRORED_FROM_ANNOTATION]: `${local.metadata?.namespace ?? ''}/${name}` },
-      },
-      spec: local.spec,
-    };
-    if (!remote || !sameContent(remote.spec, local.spec) || !containsDesired(remote, desired)) {
-      remote = await applyObject<T>(up, type, desired, FEDERATION_FIELD_MANAGER);
-      if (!sameContent(remote.spec, local.spec)) {
-        // fields another manager added upstream: replace the spec outright
-        remote = await up.request<T>('PUT', resourcePath(type, this.upNs, name), {
-          body: { ...remote, spec: local.spec },
-        });
-      }
-      log.info({ kind: type.kind }, 'mirrored to the matchmaker');
-    }
-    // Status back: what the matchmaker found for this object.
-    const s = (remote.status ?? {}) as Record<string, unknown> & {
-      conditions?: Array<Record<string, unknown>>;
-    };
-    const gen = local.metadata?.generation;
-    const conditions = (s.conditions ?? []).map((c) => ({
-      ...c,
-      ...(gen !== undefined ? { observedGeneration: gen } : {}),
-    }));
-    const status: Record<string, unknown> =
-      type.kind === 'Request'
-        ? {
-            ...(s.assignedUnits !== undefined ? { assignedUnits: s.assignedUnits } : {}),
-            ...(s.placements !== undefined ? { placements: s.placements } : {}),
-            ...(conditions.length ? { conditions } : {}),
-          }
-        : {
-            ...(s.allocatedUnits !== undefined ? { allocatedUnits: s.allocatedUnits } : {}),
-            ...(conditions.length ? { conditions } : {}),
-          };
-    if (Object.keys(status).length === 0) return;
-    if (gen !== undefined && remote.status?.observedGeneration === remote.metadata?.generation)
-      status.observedGeneration = gen;
-    const current = Object.fromEntries(
-      Object.keys(status).map((k) => [k, (local.status as Record<string, unknown> | undefined)?.[k]]),
-    );
-    if (sameContent(current, status)) return;
-    await applyObject(
-      this.o.local.client,
-      type,
-      { metadata: { name, namespace: local.metadata?.namespace }, status },
-      FEDERATION_FIELD_MANAGER,
-      'status',
-    );
-  }
-
-  private async pull(name: string, log: Logger): Promise<ReconcileResult | void> {
-    const remote = this.inf.upAssignments.get(name, this.upNs);
-    let local = this.inf.localAssignments.get(name, LOCAL_ASSIGNMENT_NAMESPACE);
-    const ours = local?.metadata?.labels?.[MIRRORED_LABEL] === 'true';
-    if (!remote || remote.spec?.host !== this.o.peer || remote.metadata?.deletionTimestamp) {
-      if (local && ours && !local.metadata?.deletionTimestamp) {
-        await this.o.local.client.delete(R.Assignment, name, LOCAL_ASSIGNMENT_NAMESPACE, {
-          uid: local.metadata?.uid,
-        });
-        log.info('assignment withdrawn by the matchmaker: local copy deleted');
-      }
-      return;
-    }
-    if (local && !ours) {
-      log.warn('a local Assignment of that name was not written by the federation controller; left alone');
-      return;
-    }
-    if (local?.metadata?.deletionTimestamp) return { requeueAfterMs: 1000 };
-    const desired = {
-      apiVersion: 'personalcloud.io/v1alpha1',
-      kind: 'Assignment',
-      metadata: {
-        name,
-        namespace: LOCAL_ASSIGNMENT_NAMESPACE,
-        labels: { ...mirroredLabels, ...(remote.metadata?.labels ?? {}) },
-        annotations: { [MIRRORED_FROM_ANNOTATION]: `${this.upNs}/${name}` },
-      },
-      spec: remote.spec,
-    };
-    if (!local || !containsDesired(local, desired)) {
-      local = await applyObject<AssignmentObject>(
-        this.o.local.client,
-        R.Assignment,
-        desired,
-        FEDERATION_FIELD_MANAGER,
-      );
-      log.info({ units: remote.spec.units }, 'hosted assignment pulled from the matchmaker');
-    }
-    // Provisioning status up to the matchmaker.
-    const ls = local.status;
-    if (!ls?.phase) return;
-    const ready = ls.conditions?.find((c) => c.type === 'Ready');
-    const push: Record<string, unknown> = {
-      phase: ls.phase,
-      vms: ls.vms ?? [],
-      ...(ready
-        ? {
-            conditions: [
-              {
-                type: 'Ready',
-                status: ready.status,
-                reason: ready.reason,
-                message: ready.message,
-                lastTransitionTime: ready.lastTransitionTime,
-              },
-            ],
-          }
-        : {}),
-    };
-    const rs = remote.status ?? {};
-    const remoteReady = rs.conditions?.find((c) => c.type === 'Ready');
-    const seen = {
-      phase: rs.phase,
-      vms: rs.vms ?? [],
-      ...(ready && remoteReady
-        ? {
-            conditions: [
-              {
-                type: 'Ready',
-                status: remoteReady.status,
-                reason: remoteReady.reason,
-                message: remoteReady.message,
-                lastTransitionTime: remoteReady.lastTransitionTime,
-              },
-            ],
-          }
-        : {}),
-    };
-    if (sameContent(seen, push)) return;
-    await applyObject(
-      this.o.upstream.client,
-      R.Assignment,
-      { metadata: { name, namespace: this.upNs }, status: push },
-      FEDERATION_FIELD_MANAGER,
-      'status',
-    );
+  reconcile(name: string, log: Logger): Promise<void> {
+    return mirror(this.o, this.type, this.local, this.upstream, name, log);
   }
 }
 
-/** The controller plus its informers and heartbeat. */
-export class FederationController {
+/** Down (and status up): Assignments this home hosts, pulled from peer-<me>. Key: name. */
+export class AssignmentPullReconciler implements Reconciler {
+  readonly name = 'federation-assignments';
+
+  constructor(
+    private readonly o: FederationOptions,
+    private readonly local: Informer<AssignmentObject>,
+    private readonly upstream: Informer<AssignmentObject>,
+  ) {}
+
+  allKeys(): string[] {
+    const keys = new Set<string>();
+    for (const x of [...this.upstream.list(), ...this.local.list()]) keys.add(x.metadata?.name ?? '');
+    return [...keys];
+  }
+
+  reconcile(name: string, log: Logger): Promise<ReconcileResult | void> {
+    return pull(this.o, this.local, this.upstream, name, log);
+  }
+}
+
+/** The local object of that name that this home owns (the oldest when namespaces repeat a name). */
+function localOf<T extends Mirrored>(peer: string, cache: Informer<T>, name: string): T | undefined {
+  return cache
+    .list()
+    .filter((x) => x.metadata?.name === name && x.spec?.peer === peer && !x.metadata?.deletionTimestamp)
+    .sort((a, b) =>
+      String(a.metadata?.creationTimestamp).localeCompare(String(b.metadata?.creationTimestamp)),
+    )[0];
+}
+
+async function mirror<T extends Mirrored>(
+  o: FederationOptions,
+  type: ResourceType,
+  localCache: Informer<T>,
+  upCache: Informer<T>,
+  name: string,
+  log: Logger,
+): Promise<void> {
+  const up = o.upstream.client;
+  const upNs = peerNamespace(o.peer);
+  const local = localOf(o.peer, localCache, name);
+  let remote = upCache.get(name, upNs);
+  if (!local) {
+    if (
+      remote &&
+      remote.metadata?.labels?.[MIRRORED_LABEL] === 'true' &&
+      !remote.metadata.deletionTimestamp
+    ) {
+      await up.delete(type, name, upNs, { uid: remote.metadata.uid });
+      log.info({ kind: type.kind }, 'local object gone: upstream copy deleted');
+    }
+    return;
+  }
+  const desired = {
+    metadata: {
+      name,
+      namespace: upNs,
+      labels: mirroredLabels,
+      annotations: { [MIRRORED_FROM_ANNOTATION]: `${local.metadata?.namespace ?? ''}/${name}` },
+    },
+    spec: local.spec,
+  };
+  if (!remote || !sameContent(remote.spec, local.spec) || !containsDesired(remote, desired)) {
+    remote = await applyObject<T>(up, type, desired, FEDERATION_FIELD_MANAGER);
+    if (!sameContent(remote.spec, local.spec)) {
+      // fields another manager added upstream: replace the spec outright
+      remote = await up.request<T>('PUT', resourcePath(type, upNs, name), {
+        body: { ...remote, spec: local.spec },
+      });
+    }
+    log.info({ kind: type.kind }, 'mirrored to the matchmaker');
+  }
+  // Status back: what the matchmaker found for this object.
+  const s = (remote.status ?? {}) as Record<string, unknown> & {
+    conditions?: Array<Record<string, unknown>>;
+  };
+  const gen = local.metadata?.generation;
+  const conditions = (s.conditions ?? []).map((c) => ({
+    ...c,
+    ...(gen !== undefined ? { observedGeneration: gen } : {}),
+  }));
+  const status: Record<string, unknown> =
+    type.kind === 'Request'
+      ? {
+          ...(s.assignedUnits !== undefined ? { assignedUnits: s.assignedUnits } : {}),
+          ...(s.placements !== undefined ? { placements: s.placements } : {}),
+          ...(conditions.length ? { conditions } : {}),
+        }
+      : {
+          ...(s.allocatedUnits !== undefined ? { allocatedUnits: s.allocatedUnits } : {}),
+          ...(conditions.length ? { conditions } : {}),
+        };
+  if (Object.keys(status).length === 0) return;
+  if (gen !== undefined && remote.status?.observedGeneration === remote.metadata?.generation)
+    status.observedGeneration = gen;
+  const current = Object.fromEntries(
+    Object.keys(status).map((k) => [k, (local.status as Record<string, unknown> | undefined)?.[k]]),
+  );
+  if (sameContent(current, status)) return;
+  await applyObject(
+    o.local.client,
+    type,
+    { metadata: { name, namespace: local.metadata?.namespace }, status },
+    FEDERATION_FIELD_MANAGER,
+    'status',
+  );
+}
+
+async function pull(
+  o: FederationOptions,
+  localCache: Informer<AssignmentObject>,
+  upCache: Informer<AssignmentObject>,
+  name: string,
+  log: Logger,
+): Promise<ReconcileResult | void> {
+  const upNs = peerNamespace(o.peer);
+  const remote = upCache.get(name, upNs);
+  let local = localCache.get(name, LOCAL_ASSIGNMENT_NAMESPACE);
+  const ours = local?.metadata?.labels?.[MIRRORED_LABEL] === 'true';
+  if (!remote || remote.spec?.host !== o.peer || remote.metadata?.deletionTimestamp) {
+    if (local && ours && !local.metadata?.deletionTimestamp) {
+      await o.local.client.delete(R.Assignment, name, LOCAL_ASSIGNMENT_NAMESPACE, {
+        uid: local.metadata?.uid,
+      });
+      log.info('assignment withdrawn by the matchmaker: local copy deleted');
+    }
+    return;
+  }
+  if (local && !ours) {
+    log.warn('a local Assignment of that name was not written by the federation controller; left alone');
+    return;
+  }
+  if (local?.metadata?.deletionTimestamp) return { requeueAfterMs: 1000 };
+  const desired = {
+    apiVersion: 'personalcloud.io/v1alpha1',
+    kind: 'Assignment',
+    metadata: {
+      name,
+      namespace: LOCAL_ASSIGNMENT_NAMESPACE,
+      labels: { ...mirroredLabels, ...(remote.metadata?.labels ?? {}) },
+      annotations: { [MIRRORED_FROM_ANNOTATION]: `${upNs}/${name}` },
+    },
+    spec: remote.spec,
+  };
+  if (!local || !containsDesired(local, desired)) {
+    local = await applyObject<AssignmentObject>(
+      o.local.client,
+      R.Assignment,
+      desired,
+      FEDERATION_FIELD_MANAGER,
+    );
+    log.info({ units: remote.spec.units }, 'hosted assignment pulled from the matchmaker');
+  }
+  // Provisioning status up to the matchmaker.
+  const ls = local.status;
+  if (!ls?.phase) return;
+  const ready = ls.conditions?.find((c) => c.type === 'Ready');
+  const push: Record<string, unknown> = {
+    phase: ls.phase,
+    vms: ls.vms ?? [],
+    ...(ready
+      ? {
+          conditions: [
+            {
+              type: 'Ready',
+              status: ready.status,
+              reason: ready.reason,
+              message: ready.message,
+              lastTransitionTime: ready.lastTransitionTime,
+            },
+          ],
+        }
+      : {}),
+  };
+  const rs = remote.status ?? {};
+  const remoteReady = rs.conditions?.find((c) => c.type === 'Ready');
+  const seen = {
+    phase: rs.phase,
+    vms: rs.vms ?? [],
+    ...(ready && remoteReady
+      ? {
+          conditions: [
+            {
+              type: 'Ready',
+              status: remoteReady.status,
+              reason: remoteReady.reason,
+              message: remoteReady.message,
+              lastTransitionTime: remoteReady.lastTransitionTime,
+            },
+          ],
+        }
+      : {}),
+  };
+  if (sameContent(seen, push)) return;
+  await applyObject(
+    o.upstream.client,
+    R.Assignment,
+    { metadata: { name, namespace: upNs }, status: push },
+    FEDERATION_FIELD_MANAGER,
+    'status',
+  );
+}
+
+/**
+ * The three federation controllers, their informers on both sides, and the heartbeat.
+ * A ControllerHost for the local side (its own caches: this runs only while the home
+ * is joined, and stops with the join Secret); upstream informers are given outright.
+ */
+export class FederationController implements ControllerHost {
   private readonly informers: Informer<KubeObject>[] = [];
-  private readonly controller: Controller;
-  private readonly reconciler: FederationReconciler;
+  private readonly controllers: Controller[] = [];
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  readonly log: Logger;
+  readonly metrics: OperatorMetrics;
+  readonly defaultWorkers: number;
 
   constructor(private readonly o: FederationOptions) {
+    this.log = o.log;
+    this.metrics = o.metrics;
+    this.defaultWorkers = o.workers ?? 4;
     const upNs = peerNamespace(o.peer);
-    const make = <T extends KubeObject>(
-      side: 'local' | 'upstream',
-      type: ResourceType,
-      namespace?: string,
-    ): Informer<T> => {
-      const { kubeConfig, client } = o[side];
-      const inf = new Informer<T>(kubeConfig, client, type, o.log.child({ side }), {
-        backoffMaxMs: 10_000,
-        namespace,
-      });
-      this.informers.push(inf);
-      return inf;
+    const upstream = <T extends KubeObject>(type: ResourceType): Informer<T> =>
+      this.informer<T>('upstream', type, upNs);
+    const caches: FederationCaches = {
+      localOffers: this.cache<OfferObject>(R.Offer),
+      localRequests: this.cache<RequestObject>(R.Request),
+      localAssignments: this.cache<AssignmentObject>(R.Assignment, { namespace: LOCAL_ASSIGNMENT_NAMESPACE }),
+      upOffers: upstream<OfferObject>(R.Offer),
+      upRequests: upstream<RequestObject>(R.Request),
+      upAssignments: upstream<AssignmentObject>(R.Assignment),
     };
-    const inf = {
-      localOffers: make<OfferObject>('local', R.Offer),
-      localRequests: make<RequestObject>('local', R.Request),
-      localAssignments: make<AssignmentObject>('local', R.Assignment, LOCAL_ASSIGNMENT_NAMESPACE),
-      upOffers: make<OfferObject>('upstream', R.Offer, upNs),
-      upRequests: make<RequestObject>('upstream', R.Request, upNs),
-      upAssignments: make<AssignmentObject>('upstream', R.Assignment, upNs),
+    const byName = (x: KubeObject): string[] => [x.metadata?.name ?? ''];
+    // Every change on either side counts, status included (it is copied across).
+    const mirror = <T extends Mirrored>(type: ResourceType, local: Informer<T>, up: Informer<T>): void => {
+      const m = new MirrorReconciler(o, type, local, up);
+      new ControllerBuilder(this, m.name)
+        .watches(type, byName, { informer: local })
+        .watches(type, byName, { informer: up })
+        .complete(m);
     };
-    this.reconciler = new FederationReconciler(o, inf);
-    this.controller = new Controller(this.reconciler, o.log, o.metrics, { workers: o.workers ?? 4 });
-    const by = (kind: string) => (x: KubeObject) =>
-      this.controller.enqueue(`${kind}/${x.metadata?.name ?? ''}`);
-    for (const [kind, i] of [
-      ['offer', inf.localOffers],
-      ['offer', inf.upOffers],
-      ['request', inf.localRequests],
-      ['request', inf.upRequests],
-      ['assignment', inf.localAssignments],
-      ['assignment', inf.upAssignments],
-    ] as const) {
-      const h = by(kind);
-      (i as Informer<KubeObject>).on({ add: h, update: h, delete: h });
-    }
+    mirror(R.Offer, caches.localOffers, caches.upOffers);
+    mirror(R.Request, caches.localRequests, caches.upRequests);
+    const pull = new AssignmentPullReconciler(o, caches.localAssignments, caches.upAssignments);
+    new ControllerBuilder(this, pull.name)
+      .watches(R.Assignment, byName, { informer: caches.localAssignments })
+      .watches(R.Assignment, byName, { informer: caches.upAssignments })
+      .complete(pull);
+  }
+
+  /** ControllerHost: a local-side informer. */
+  cache<T extends KubeObject>(type: ResourceType, opts: CacheOptions = {}): Informer<T> {
+    return this.informer<T>('local', type, opts.namespace);
+  }
+
+  /** ControllerHost: a controller built on this host. */
+  add(controller: Controller): void {
+    this.controllers.push(controller);
+  }
+
+  private informer<T extends KubeObject>(
+    side: 'local' | 'upstream',
+    type: ResourceType,
+    namespace?: string,
+  ): Informer<T> {
+    const { kubeConfig, client } = this.o[side];
+    const inf = new Informer<T>(kubeConfig, client, type, this.o.log.child({ side }), {
+      backoffMaxMs: 10_000,
+      namespace,
+    });
+    this.informers.push(inf as unknown as Informer<KubeObject>);
+    return inf;
   }
 
   busy(): number {
-    return this.controller.busy();
+    return this.controllers.reduce((n, c) => n + c.busy(), 0);
   }
 
   start(): void {
@@ -341,7 +394,7 @@ export class FederationController {
       for (const i of this.informers) i.start();
       this.beat();
       await Promise.all(this.informers.map((i) => i.waitForSync()));
-      if (!this.stopped) this.controller.start();
+      if (!this.stopped) for (const c of this.controllers) c.start();
     })();
   }
 
@@ -400,7 +453,7 @@ export class FederationController {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
-    await this.controller.stop();
+    await Promise.all(this.controllers.map((c) => c.stop()));
     await Promise.all(this.informers.map((i) => i.stop()));
   }
 }

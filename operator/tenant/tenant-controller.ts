@@ -8,18 +8,23 @@ import type { Logger } from 'pino';
 import type { Tenant } from '../../generated/personalcloud.js';
 import type { Home } from '../home.js';
 import {
+  MANAGED_SELECTOR,
   TENANT_FIELD_MANAGER,
   TENANT_FINALIZER,
   TENANT_LABEL,
   tenantNamespaceName,
 } from '../../api/labels.js';
-import { applyIfChanged, applyStatusIfChanged, errorMessage, isTerminalApiError } from '../../kube/apply.js';
+import type { Cidr } from '../network-address.js';
+import type { Offer } from '../../generated/personalcloud.js';
+import { applyStatusIfChanged } from '../../kube/apply.js';
+import { retriableError, syncChildren, type ChildFailure, type ChildSet } from '../../kube/children.js';
+import type { Manager } from '../../kube/manager.js';
 import type { ConditionInput } from '../../kube/conditions.js';
 import type { ReconcileResult, Reconciler } from '../../kube/controller.js';
-import type { EventRecorder } from '../../kube/events.js';
-import type { Informer } from '../../kube/informer.js';
-import type { KubeClient, KubeObject } from '../../kube/client.js';
-import { addFinalizer, isDeleting, pruneChildren, removeFinalizer } from '../../kube/ownership.js';
+import { EventRecorder } from '../../kube/events.js';
+import type { ObjectCache } from '../../kube/informer.js';
+import type { KubeApi, KubeObject } from '../../kube/client.js';
+import { addFinalizer, isDeleting, removeFinalizer } from '../../kube/ownership.js';
 import { Resources, type ResourceType } from '../../kube/kinds.js';
 import { desiredNamespace } from './namespace.js';
 import { desiredCiliumNetworkPolicies } from './network-policies.js';
@@ -35,38 +40,69 @@ import {
   checkQuota,
   checkSubnet,
   type TenantConditionType,
+  type TenantQuota,
+  type TenantRates,
 } from './validation.js';
 
-export interface TenantInformers {
-  tenants: Informer<Tenant & KubeObject>;
-  namespaces: Informer<KubeObject>;
-  resourceQuotas: Informer<KubeObject>;
-  limitRanges: Informer<KubeObject>;
-  roles: Informer<KubeObject>;
-  roleBindings: Informer<KubeObject>;
-  networks: Informer<KubeObject>;
-  networkPolicies: Informer<KubeObject>;
+export type TenantObject = Tenant & KubeObject;
+type OfferObject = Offer & KubeObject;
+
+/** What the child builders need once a Tenant's spec has been checked. */
+interface TenantPlan {
+  tenant: TenantObject;
+  home: Home;
+  quota: TenantQuota | TenantProblem;
+  subnet: Cidr | TenantProblem;
+  rates: TenantRates | TenantProblem;
 }
 
-/** Which informer caches which child kind. */
-function cacheFor(inf: TenantInformers, type: ResourceType): Informer<KubeObject> {
-  switch (type.kind) {
-    case 'Namespace':
-      return inf.namespaces;
-    case 'ResourceQuota':
-      return inf.resourceQuotas;
-    case 'LimitRange':
-      return inf.limitRanges;
-    case 'Role':
-      return inf.roles;
-    case 'RoleBinding':
-      return inf.roleBindings;
-    case 'NetworkAttachmentDefinition':
-      return inf.networks;
-    default:
-      return inf.networkPolicies;
-  }
-}
+/**
+ * The children of a Tenant, described once: kind, the condition it reports under, and
+ * its builder (undefined when the Tenant's spec cannot give one: that condition is
+ * already False). The namespace comes first: the others live in it.
+ */
+const TENANT_CHILDREN: ReadonlyArray<{
+  type: ResourceType;
+  condition: TenantConditionType;
+  desired: (p: TenantPlan) => KubeObject[] | undefined;
+}> = [
+  {
+    type: Resources.Namespace,
+    condition: TenantConditions.Namespace,
+    desired: (p) => [desiredNamespace(p.tenant)],
+  },
+  { type: Resources.Role, condition: TenantConditions.RBAC, desired: (p) => [desiredRole(p.tenant)] },
+  {
+    type: Resources.RoleBinding,
+    condition: TenantConditions.RBAC,
+    desired: (p) => [desiredRoleBinding(p.tenant)],
+  },
+  {
+    type: Resources.ResourceQuota,
+    condition: TenantConditions.Quota,
+    desired: (p) =>
+      p.quota instanceof TenantProblem ? undefined : [desiredResourceQuota(p.tenant, p.quota)],
+  },
+  {
+    type: Resources.LimitRange,
+    condition: TenantConditions.Quota,
+    desired: (p) =>
+      p.quota instanceof TenantProblem ? undefined : [desiredLimitRange(p.tenant, p.home.unit)],
+  },
+  {
+    type: Resources.NetworkAttachmentDefinition,
+    condition: TenantConditions.Network,
+    desired: (p) =>
+      p.subnet instanceof TenantProblem || p.rates instanceof TenantProblem
+        ? undefined
+        : [desiredNetworkAttachmentDefinition(p.tenant, p.subnet, p.rates)],
+  },
+  {
+    type: Resources.CiliumNetworkPolicy,
+    condition: TenantConditions.NetworkPolicy,
+    desired: (p) => [...desiredCiliumNetworkPolicies(p.tenant, p.home.homeLan)],
+  },
+];
 
 const OK: Record<TenantConditionType, string> = {
   NamespaceReady: 'NamespaceApplied',
@@ -77,44 +113,77 @@ const OK: Record<TenantConditionType, string> = {
   HostnameReady: 'HostnameUnique',
 };
 
+/** The Tenant a child belongs to (from its tenant label). */
+export function tenantOwnerKey(child: KubeObject): string | undefined {
+  return child.metadata?.labels?.[TENANT_LABEL];
+}
+
+/**
+ * The Tenant controller's wiring: it reconciles Tenants, owns their children (by the
+ * tenant label), and looks at every Tenant again when this home's Offer changes (unit
+ * size) or a Tenant goes (a younger one may have waited for its peer or hostname).
+ */
+export function setupTenantController(
+  mgr: Manager,
+  home: () => Home,
+  opts: { instance: string; workers?: number },
+): TenantReconciler {
+  const reconciler = new TenantReconciler(
+    mgr.client,
+    (type) => mgr.cache(type, type === Resources.Tenant ? {} : { labelSelector: MANAGED_SELECTOR }),
+    new EventRecorder(mgr.client, TENANT_FIELD_MANAGER, opts.instance, mgr.log),
+    home,
+  );
+  const builder = mgr
+    .controller(reconciler.name)
+    .for<TenantObject>(Resources.Tenant)
+    .watches<TenantObject>(Resources.Tenant, (_t, event) => (event === 'delete' ? reconciler.allKeys() : []))
+    .watches<OfferObject>(Resources.Offer, (o) => (o.spec?.peer === home().peer ? reconciler.allKeys() : []));
+  for (const child of TENANT_CHILDREN)
+    builder.owns(child.type, tenantOwnerKey, { labelSelector: MANAGED_SELECTOR });
+  builder.withOptions({ ...(opts.workers ? { workers: opts.workers } : {}) }).complete(reconciler);
+  return reconciler;
+}
+
 export class TenantReconciler implements Reconciler {
   readonly name = 'tenant';
 
   constructor(
-    private readonly client: KubeClient,
-    private readonly informers: TenantInformers,
+    private readonly client: KubeApi,
+    private readonly cache: (type: ResourceType) => ObjectCache<KubeObject>,
     private readonly events: EventRecorder,
     private readonly home: () => Home,
     private readonly now: () => Date = () => new Date(),
   ) {}
 
-  allKeys(): string[] {
-    return this.informers.tenants.list().map((t) => t.metadata?.name ?? '');
+  private tenants(): ObjectCache<TenantObject> {
+    return this.cache(Resources.Tenant) as ObjectCache<TenantObject>;
   }
 
-  /** The Tenant key a child belongs to (from its tenant label). */
-  static ownerKey(child: KubeObject): string | undefined {
-    return child.metadata?.labels?.[TENANT_LABEL];
+  allKeys(): string[] {
+    return this.tenants()
+      .list()
+      .map((t) => t.metadata?.name ?? '');
   }
 
   async reconcile(key: string, log: Logger): Promise<ReconcileResult | void> {
-    const cached = this.informers.tenants.get(key);
+    const cached = this.tenants().get(key);
     if (!cached) return;
     if (isDeleting(cached)) return this.finalize(cached, log);
-    const tenant = await addFinalizer<Tenant & KubeObject>(
-      this.client,
-      Resources.Tenant,
-      cached,
-      TENANT_FINALIZER,
-    );
+    const tenant = await addFinalizer<TenantObject>(this.client, Resources.Tenant, cached, TENANT_FINALIZER);
     const home = this.home();
     const ns = tenantNamespaceName(tenant.spec.peer);
+    const namespaces = this.cache(Resources.Namespace);
 
-    const problems: TenantProblem[] = checkConflicts(tenant, this.informers.tenants.list(), home);
-    const subnet = checkSubnet(tenant, home);
-    const rates = checkBandwidth(tenant);
-    const quota = checkQuota(tenant, home.unit);
-    for (const p of [subnet, rates, quota]) if (p instanceof TenantProblem) problems.push(p);
+    const problems: TenantProblem[] = checkConflicts(tenant, this.tenants().list(), home);
+    const plan: TenantPlan = {
+      tenant,
+      home,
+      subnet: checkSubnet(tenant, home),
+      rates: checkBandwidth(tenant),
+      quota: checkQuota(tenant, home.unit),
+    };
+    for (const p of [plan.subnet, plan.rates, plan.quota]) if (p instanceof TenantProblem) problems.push(p);
 
     const gen = tenant.metadata?.generation;
     const conditions = new Map<TenantConditionType, ConditionInput>();
@@ -122,75 +191,45 @@ export class TenantReconciler implements Reconciler {
       if (!conditions.has(type))
         conditions.set(type, { type, status: 'False', reason, message, observedGeneration: gen });
     };
+    const failAll = (reason: string, message: string): void => {
+      for (const type of Object.values(TenantConditions)) fail(type, reason, message);
+    };
     for (const p of problems) fail(p.condition, p.reason, p.message);
 
     const duplicatePeer = problems.some((p) => p.reason === 'DuplicatePeer');
-    const retriable: unknown[] = [];
+    const failures: ChildFailure<TenantConditionType>[] = [];
     let wrote = 0;
-    const ensure = async (
-      type: TenantConditionType,
-      objs: KubeObject[],
-      kind: ResourceType,
-    ): Promise<void> => {
-      if (conditions.has(type)) return;
-      try {
-        const cache = cacheFor(this.informers, kind);
-        for (const o of objs) {
-          if (
-            await applyIfChanged(
-              this.client,
-              TENANT_FIELD_MANAGER,
-              o,
-              cache.get(o.metadata?.name ?? '', o.metadata?.namespace),
-            )
-          )
-            wrote++;
-        }
-        if (kind.namespaced) {
-          const existing = cache.list(ns).filter((c) => c.metadata?.labels?.[TENANT_LABEL] === key);
-          wrote += (await pruneChildren(this.client, kind, existing, objs)).length;
-        }
-      } catch (err) {
-        if (isTerminalApiError(err)) {
-          fail(type, 'ApplyRejected', `${kind.kind}: ${err.message}`);
-          await this.events.record(tenant, 'Warning', 'ApplyRejected', `${kind.kind}: ${err.message}`);
-        } else {
-          fail(type, 'ApplyFailed', `${kind.kind}: ${errorMessage(err)}`);
-          retriable.push(err);
-        }
+    /** Applies and prunes the children whose condition has not failed already. */
+    const sync = async (children: typeof TENANT_CHILDREN): Promise<void> => {
+      const sets: ChildSet<TenantConditionType>[] = [];
+      for (const c of children) {
+        const desired = conditions.has(c.condition) ? undefined : c.desired(plan);
+        if (desired) sets.push({ type: c.type, condition: c.condition, cache: this.cache(c.type), desired });
       }
+      const r = await syncChildren(this.client, TENANT_FIELD_MANAGER, sets, {
+        namespace: ns,
+        owned: (child) => tenantOwnerKey(child) === key,
+        log,
+      });
+      wrote += r.writes;
+      for (const f of r.failures) {
+        fail(f.condition, f.reason, f.message);
+        log.warn({ kind: f.type.kind, reason: f.reason }, f.message);
+        if (f.terminal) await this.events.record(tenant, 'Warning', f.reason, f.message);
+      }
+      failures.push(...r.failures);
     };
 
     if (duplicatePeer) {
-      for (const type of Object.values(TenantConditions))
-        fail(type, 'DuplicatePeer', 'another Tenant hosts this peer');
+      failAll('DuplicatePeer', 'another Tenant hosts this peer');
     } else {
-      await ensure(TenantConditions.Namespace, [desiredNamespace(tenant)], Resources.Namespace);
-      if (conditions.has(TenantConditions.Namespace)) {
-        for (const type of Object.values(TenantConditions))
-          fail(type, 'NamespaceNotReady', `namespace ${ns} is not ready`);
-      } else if (this.informers.namespaces.get(ns)?.metadata?.deletionTimestamp) {
-        for (const type of Object.values(TenantConditions))
-          fail(type, 'NamespaceTerminating', `namespace ${ns} is still terminating`);
-      }
-      await ensure(TenantConditions.RBAC, [desiredRole(tenant)], Resources.Role);
-      await ensure(TenantConditions.RBAC, [desiredRoleBinding(tenant)], Resources.RoleBinding);
-      if (!(quota instanceof TenantProblem)) {
-        await ensure(TenantConditions.Quota, [desiredResourceQuota(tenant, quota)], Resources.ResourceQuota);
-        await ensure(TenantConditions.Quota, [desiredLimitRange(tenant, home.unit)], Resources.LimitRange);
-      }
-      if (!(subnet instanceof TenantProblem) && !(rates instanceof TenantProblem)) {
-        await ensure(
-          TenantConditions.Network,
-          [desiredNetworkAttachmentDefinition(tenant, subnet, rates)],
-          Resources.NetworkAttachmentDefinition,
-        );
-      }
-      await ensure(
-        TenantConditions.NetworkPolicy,
-        [...desiredCiliumNetworkPolicies(tenant, home.homeLan)],
-        Resources.CiliumNetworkPolicy,
-      );
+      const [namespaceChild, ...inNamespace] = TENANT_CHILDREN;
+      await sync([namespaceChild!]);
+      if (conditions.has(TenantConditions.Namespace))
+        failAll('NamespaceNotReady', `namespace ${ns} is not ready`);
+      else if (namespaces.get(ns)?.metadata?.deletionTimestamp)
+        failAll('NamespaceTerminating', `namespace ${ns} is still terminating`);
+      await sync(inNamespace);
     }
 
     const children: ConditionInput[] = Object.values(TenantConditions).map(
@@ -219,17 +258,14 @@ export class TenantReconciler implements Reconciler {
     )
       wrote++;
     if (wrote > 0) log.info({ writes: wrote, problems: problems.length }, 'tenant reconciled');
-    if (retriable.length > 0)
-      throw new Error(`${retriable.length} child(ren) failed: ${errorMessage(retriable[0])}`);
-    if (
-      conditions.has(TenantConditions.Namespace) ||
-      this.informers.namespaces.get(ns)?.metadata?.deletionTimestamp
-    )
+    const retriable = retriableError(failures);
+    if (retriable) throw retriable;
+    if (conditions.has(TenantConditions.Namespace) || namespaces.get(ns)?.metadata?.deletionTimestamp)
       return { requeueAfterMs: 2000 };
   }
 
   /** Delete path: remove the namespace (and with it every child), then the finalizer. */
-  private async finalize(tenant: Tenant & KubeObject, log: Logger): Promise<ReconcileResult | void> {
+  private async finalize(tenant: TenantObject, log: Logger): Promise<ReconcileResult | void> {
     if (!(tenant.metadata?.finalizers ?? []).includes(TENANT_FINALIZER)) return;
     const ns = tenantNamespaceName(tenant.spec.peer);
     const live = await this.client.get(Resources.Namespace, ns);

@@ -5,7 +5,7 @@
  */
 import type { Tenant } from '../../generated/personalcloud.js';
 import type { Home } from '../home.js';
-import { hostnameSuffixFor } from '../home.js';
+import { DEFAULT_VM_BANDWIDTH, hostnameSuffixFor } from '../home.js';
 import { overlaps, parseCidr, type Cidr } from '../network-address.js';
 import { bitsPerSecond, multiplyBytes, multiplyCpu, parseWhole, QuantityError } from '../../api/quantity.js';
 import { tenantNamespaceName } from '../../api/labels.js';
@@ -77,8 +77,8 @@ export interface TenantRates {
 }
 
 export function checkBandwidth(t: Tenant): TenantRates | TenantProblem {
-  const ingress = t.spec.bandwidth?.ingress ?? '10M';
-  const egress = t.spec.bandwidth?.egress ?? '10M';
+  const ingress = t.spec.bandwidth?.ingress ?? DEFAULT_VM_BANDWIDTH;
+  const egress = t.spec.bandwidth?.egress ?? DEFAULT_VM_BANDWIDTH;
   try {
     return { ingress, egress, ingressBps: bitsPerSecond(ingress), egressBps: bitsPerSecond(egress) };
   } catch (err) {

@@ -1,0 +1,299 @@
+/**
+ * The one configuration module: every flag of the controller commands, its
+ * environment variable and its default are declared here, once; this is the only
+ * code that reads the environment (through commander's Option.env). Commands turn
+ * the parsed options into the plain config objects the controllers take
+ * (OperatorConfig, MatchmakerConfig) and never read process.env themselves.
+ */
+import { hostname } from 'node:os';
+import { Option } from 'commander';
+import { JOIN_SECRET, SYSTEM_NAMESPACE } from '../api/federation.js';
+import { parseMilli, QuantityError } from '../api/quantity.js';
+import type { OperatorConfig } from '../operator/config.js';
+import { parseCidr } from '../operator/network-address.js';
+
+export class ConfigError extends Error {}
+
+/** One flag: `--name <arg>`, the environment variable that also sets it, its default. */
+interface Flag {
+  flags: string;
+  description: string;
+  env?: string;
+  default?: string;
+  parser?: (value: string, previous: string[] | undefined) => string[];
+}
+
+const collect = (v: string, prev: string[] | undefined): string[] => [
+  ...(prev ?? []),
+  ...v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+];
+
+function optionOf(f: Flag): Option {
+  const o = new Option(f.flags, f.description);
+  if (f.env) o.env(f.env);
+  if (f.default !== undefined) o.default(f.default);
+  if (f.parser) o.argParser(f.parser);
+  return o;
+}
+
+/** The operator's flags, keyed by commander's camelCase attribute name. */
+export const OPERATOR_FLAGS = {
+  kubeconfig: {
+    flags: '--kubeconfig <path>',
+    description: 'kubeconfig of the home cluster (in-cluster config when unset)',
+    env: 'KUBECONFIG',
+  },
+  peer: {
+    flags: '--peer <name>',
+    description: "this home's peer name; Assignments with spec.host == peer are hosted here",
+    env: 'PCLOUD_PEER',
+  },
+  homeDomain: {
+    flags: '--home-domain <domain>',
+    description: "DNS domain of the home's Gateway; VMs are <vm>.<peer>.<home-domain>",
+    env: 'PCLOUD_HOME_DOMAIN',
+    default: 'pcloud.home.arpa',
+  },
+  homeLan: {
+    flags: '--home-lan <cidr>',
+    description:
+      'home LAN CIDR tenants must never reach (repeatable, or comma-separated; default 192.168.0.0/16)',
+    env: 'PCLOUD_HOME_LAN',
+    parser: collect,
+  },
+  unitCpu: {
+    flags: '--unit-cpu <quantity>',
+    description: "CPU of one unit (VM) when this home's Offer does not say",
+    env: 'PCLOUD_UNIT_CPU',
+    default: '1',
+  },
+  unitMemory: {
+    flags: '--unit-memory <quantity>',
+    description: "memory of one unit when this home's Offer does not say",
+    env: 'PCLOUD_UNIT_MEMORY',
+    default: '2Gi',
+  },
+  unitStorage: {
+    flags: '--unit-storage <quantity>',
+    description: "disk of one unit when this home's Offer does not say",
+    env: 'PCLOUD_UNIT_STORAGE',
+    default: '10Gi',
+  },
+  metricsPort: {
+    flags: '--metrics-port <port>',
+    description: 'port of /metrics, /healthz and /readyz (0 picks a free one)',
+    env: 'PCLOUD_METRICS_PORT',
+    default: '8080',
+  },
+  metricsHost: {
+    flags: '--metrics-host <address>',
+    description: 'address the metrics server listens on',
+    env: 'PCLOUD_METRICS_HOST',
+    default: '0.0.0.0',
+  },
+  leaderElect: {
+    flags: '--no-leader-elect',
+    description: 'run the controllers without a Lease (one replica only)',
+  },
+  leaseNamespace: {
+    flags: '--lease-namespace <ns>',
+    description: 'namespace of the leader-election Lease',
+    env: 'PCLOUD_LEASE_NAMESPACE',
+    default: 'personal-cloud',
+  },
+  leaseName: {
+    flags: '--lease-name <name>',
+    description: 'name of the leader-election Lease',
+    env: 'PCLOUD_LEASE_NAME',
+    default: 'personal-cloud-operator',
+  },
+  leaseDuration: {
+    flags: '--lease-duration <seconds>',
+    description: 'how long a standby waits after the last renewal before taking over',
+    env: 'PCLOUD_LEASE_DURATION',
+    default: '15',
+  },
+  leaseRenewDeadline: {
+    flags: '--lease-renew-deadline <seconds>',
+    description: 'how long the leader keeps trying to renew before it steps down',
+    env: 'PCLOUD_LEASE_RENEW_DEADLINE',
+    default: '10',
+  },
+  leaseRetryPeriod: {
+    flags: '--lease-retry-period <seconds>',
+    description: 'interval between Lease acquire/renew attempts',
+    env: 'PCLOUD_LEASE_RETRY_PERIOD',
+    default: '2',
+  },
+  identity: {
+    flags: '--identity <id>',
+    description: 'leader-election identity of this process (default <hostname>-<pid>)',
+    env: 'PCLOUD_IDENTITY',
+  },
+  gatewayNamespace: {
+    flags: '--gateway-namespace <ns>',
+    description: "namespace of the home's Gateway",
+    env: 'PCLOUD_GATEWAY_NAMESPACE',
+    default: 'personal-cloud',
+  },
+  gatewayName: {
+    flags: '--gateway-name <name>',
+    description: "name of the home's Gateway",
+    env: 'PCLOUD_GATEWAY_NAME',
+    default: 'personal-cloud',
+  },
+  gatewayClass: {
+    flags: '--gateway-class <class>',
+    description: 'GatewayClass of the Gateway',
+    env: 'PCLOUD_GATEWAY_CLASS',
+    default: 'cilium',
+  },
+  joinSecret: {
+    flags: '--join-secret <namespace/name>',
+    description: 'the join Secret `pcloud federation join` writes; the federation runs while it exists',
+    env: 'PCLOUD_JOIN_SECRET',
+    default: `${SYSTEM_NAMESPACE}/${JOIN_SECRET}`,
+  },
+  heartbeatInterval: {
+    flags: '--heartbeat-interval <seconds>',
+    description:
+      "how often the federation heartbeat is renewed; keep it well below the matchmaker's --peer-grace",
+    env: 'PCLOUD_HEARTBEAT_INTERVAL',
+    default: '10',
+  },
+  workers: {
+    flags: '--workers <n>',
+    description: 'concurrent reconciles per controller',
+    env: 'PCLOUD_WORKERS',
+    default: '4',
+  },
+  logLevel: {
+    flags: '--log-level <level>',
+    description: 'pino log level',
+    env: 'LOG_LEVEL',
+    default: 'info',
+  },
+} as const satisfies Record<string, Flag>;
+
+/** The home LAN when --home-lan is not given at all. */
+export const DEFAULT_HOME_LAN = ['192.168.0.0/16'];
+
+/** The options of `pcloud operator`, each with its environment variable. */
+export function operatorOptions(): Option[] {
+  return Object.values(OPERATOR_FLAGS).map(optionOf);
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+type Flags = typeof OPERATOR_FLAGS;
+/** An option's value as parsed, or its declared default (when parsing did not run, e.g. in tests). */
+function value(o: Record<string, unknown>, key: keyof Flags): unknown {
+  const f: Flag = OPERATOR_FLAGS[key];
+  return o[key] ?? f.default;
+}
+
+function text(o: Record<string, unknown>, key: keyof Flags): string {
+  const v = value(o, key);
+  return typeof v === 'string' ? v : '';
+}
+
+function flagName(key: keyof Flags): string {
+  return OPERATOR_FLAGS[key].flags.split(' ')[0]!;
+}
+
+function seconds(o: Record<string, unknown>, key: keyof Flags): number {
+  const v = value(o, key);
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new ConfigError(`${flagName(key)} must be a positive number of seconds, got ${String(v)}`);
+  return Math.round(n * 1000);
+}
+
+function quantity(o: Record<string, unknown>, key: keyof Flags): string {
+  const s = text(o, key);
+  try {
+    if (parseMilli(s) <= 0n) throw new ConfigError(`${flagName(key)} must be positive, got ${s}`);
+  } catch (err) {
+    if (err instanceof QuantityError) throw new ConfigError(`${flagName(key)}: ${err.message}`);
+    throw err;
+  }
+  return s;
+}
+
+/** `namespace/name`, both DNS labels. */
+function namespacedName(o: Record<string, unknown>, key: keyof Flags): { namespace: string; name: string } {
+  const s = text(o, key);
+  const [namespace = '', name = '', ...rest] = s.split('/');
+  if (rest.length > 0 || !DNS_LABEL.test(namespace) || !DNS_SUBDOMAIN.test(name))
+    throw new ConfigError(`${flagName(key)} must be <namespace>/<name>, got ${s}`);
+  return { namespace, name };
+}
+
+function port(o: Record<string, unknown>, key: keyof Flags): number {
+  const v = value(o, key);
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new ConfigError(`${flagName(key)} must be a port number, got ${String(v)}`);
+  return n;
+}
+
+/** Validates the parsed options (commander's camelCase keys) into a config. */
+export function configFromOptions(o: Record<string, unknown>): OperatorConfig {
+  const peer = text(o, 'peer');
+  if (!peer) throw new ConfigError('--peer (or PCLOUD_PEER) is required');
+  if (!DNS_LABEL.test(peer) || peer.length > 63)
+    throw new ConfigError(`--peer must be a DNS-1123 label, got ${peer}`);
+  const homeDomain = text(o, 'homeDomain');
+  if (!DNS_SUBDOMAIN.test(homeDomain) || homeDomain.length > 200)
+    throw new ConfigError(`--home-domain must be a DNS subdomain, got ${homeDomain}`);
+  const homeLanRaw = o.homeLan;
+  const homeLan = Array.isArray(homeLanRaw)
+    ? homeLanRaw.map(String)
+    : typeof homeLanRaw === 'string'
+      ? collect(homeLanRaw, [])
+      : DEFAULT_HOME_LAN;
+  for (const c of homeLan) {
+    if (!parseCidr(c)) throw new ConfigError(`--home-lan: ${c} is not an IPv4 CIDR`);
+  }
+  const workers = Number(value(o, 'workers'));
+  if (!Number.isInteger(workers) || workers < 1)
+    throw new ConfigError(`--workers must be a positive integer`);
+  const leaseDurationMs = seconds(o, 'leaseDuration');
+  const leaseRenewDeadlineMs = seconds(o, 'leaseRenewDeadline');
+  const leaseRetryPeriodMs = seconds(o, 'leaseRetryPeriod');
+  if (!(leaseDurationMs > leaseRenewDeadlineMs && leaseRenewDeadlineMs > leaseRetryPeriodMs))
+    throw new ConfigError('need --lease-duration > --lease-renew-deadline > --lease-retry-period');
+  const kubeconfig = text(o, 'kubeconfig');
+  const identity = text(o, 'identity');
+  return {
+    kubeconfig: kubeconfig || undefined,
+    peer,
+    homeDomain,
+    homeLan,
+    unit: {
+      cpu: quantity(o, 'unitCpu'),
+      memory: quantity(o, 'unitMemory'),
+      storage: quantity(o, 'unitStorage'),
+    },
+    metricsPort: port(o, 'metricsPort'),
+    metricsHost: text(o, 'metricsHost'),
+    leaderElect: o.leaderElect !== false,
+    leaseNamespace: text(o, 'leaseNamespace'),
+    leaseName: text(o, 'leaseName'),
+    leaseDurationMs,
+    leaseRenewDeadlineMs,
+    leaseRetryPeriodMs,
+    identity: identity || `${hostname()}-${process.pid}`,
+    gatewayNamespace: text(o, 'gatewayNamespace'),
+    gatewayName: text(o, 'gatewayName'),
+    gatewayClass: text(o, 'gatewayClass'),
+    joinSecret: namespacedName(o, 'joinSecret'),
+    heartbeatMs: seconds(o, 'heartbeatInterval'),
+    workers,
+    logLevel: text(o, 'logLevel'),
+  };
+}
