@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { parse } from 'yaml';
 import type { VirtualMachine, VirtualMachineInstanceSpec } from '../../generated/kubevirt.js';
 import type { Assignment, AssignmentSpec } from '../../generated/personalcloud.js';
@@ -51,9 +52,11 @@ describe('vmNames', () => {
     expect(vmNames(assignment({ request, units }))).toEqual(want);
   });
 
-  it('are the same on every call (deterministic)', () => {
-    const a = assignment({ request: 'r'.repeat(200), units: 5 });
-    expect(vmNames(a)).toEqual(vmNames(assignment({ request: 'r'.repeat(200), units: 5 })));
+  it('shorten a long request name to a 56-character base: a prefix and 8 hex of its sha256', () => {
+    const request = 'r'.repeat(200);
+    const hash = createHash('sha256').update(request).digest('hex').slice(0, 8);
+    const base = `${'r'.repeat(56 - 9)}-${hash}`;
+    expect(vmNames(assignment({ request, units: 3 }))).toEqual([`${base}-0`, `${base}-1`, `${base}-2`]);
   });
 
   it('keep a long request name within a DNS label, unique per index and per request', () => {

@@ -125,7 +125,8 @@ describe('network', () => {
     const config = JSON.parse(nad.spec?.config ?? '') as { plugins: Record<string, unknown>[] };
     expect(config.plugins[0]).toMatchObject({
       type: 'bridge',
-      bridge: tenantBridgeName('bob'),
+      // 'pc' + 13 hex of sha256('bridge:bob'): 15 characters, Linux's limit for an interface name.
+      bridge: 'pc799003ed0bade',
       ipam: { type: 'host-local', ranges: [[{ subnet: '10.200.0.0/24' }]] },
     });
     expect(config.plugins[1]).toMatchObject({
