@@ -135,6 +135,10 @@ export async function runMatchmaker(
   const leases = informer<LeaseObject>(R.Lease, `${HEARTBEAT_LABEL}=true`);
 
   // --- the controller: one key, the pass -------------------------------------------------
+  // Resolves false when the current term as leader ends (so a pass waiting for the caches
+  // to sync lets the controller stop).
+  let endTerm: (v: false) => void = () => {};
+  let termEnded = new Promise<false>((resolve) => (endTerm = resolve));
   const reconciler = new MatchmakerReconciler({
     client,
     caches: {
@@ -150,9 +154,8 @@ export async function runMatchmaker(
     log,
     debounceQuietMs: config.debounceQuietMs,
     debounceMaxMs: config.debounceMaxMs,
-    waitForSync: async () => {
-      await Promise.all(informers.map((i) => i.waitForSync()));
-    },
+    waitForSync: () =>
+      Promise.race([Promise.all(informers.map((i) => i.waitForSync())).then(() => true), termEnded]),
     enqueueAfter: (key, ms) => controller.enqueueAfter(key, ms), // called once events flow, after this line
     onPass: (result, passMs) => {
       m.presentPeers.set(result.present.length);
@@ -190,6 +193,7 @@ export async function runMatchmaker(
   // --- leadership: only the leader runs passes -------------------------------------------
   let leading = false;
   const lead = (): void => {
+    termEnded = new Promise<false>((resolve) => (endTerm = resolve));
     leading = true;
     metrics.leader.set(1);
     reconciler.reset();
@@ -215,6 +219,7 @@ export async function runMatchmaker(
         onStoppedLeading: () => {
           leading = false;
           metrics.leader.set(0);
+          endTerm(false);
           void controller.stop();
         },
       },
@@ -242,6 +247,7 @@ export async function runMatchmaker(
     stop: async () => {
       await elector?.stop();
       leading = false;
+      endTerm(false);
       await controller.stop(); // waits for a pass in flight
       await Promise.all(informers.map((i) => i.stop()));
       await server?.close();

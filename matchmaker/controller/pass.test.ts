@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import pino from 'pino';
 import { stringify } from 'yaml';
 import type { Offer, Request } from '../../generated/personalcloud.js';
-import type { KubeClient, KubeObject } from '../../kube/client.js';
+import type { KubeApi, KubeObject } from '../../kube/client.js';
 import type { ResourceType } from '../../kube/kinds.js';
 import { LOST_ANNOTATION } from '../../api/federation.js';
 import { Matcher } from '../matching/index.js';
@@ -26,7 +26,7 @@ interface Call {
 }
 
 /** A client that records writes; `fail(ref)` says which writes throw. */
-function fakeClient(fail: (c: Call) => boolean = () => false): { client: KubeClient; calls: Call[] } {
+function fakeClient(fail: (c: Call) => boolean = () => false): { client: KubeApi; calls: Call[] } {
   const calls: Call[] = [];
   const record = (c: Call): void => {
     calls.push(c);
@@ -48,7 +48,7 @@ function fakeClient(fail: (c: Call) => boolean = () => false): { client: KubeCli
       return Promise.resolve(true);
     },
   };
-  return { client: fake as unknown as KubeClient, calls };
+  return { client: fake as unknown as KubeApi, calls };
 }
 
 function logCapture(): { log: pino.Logger; lines: Record<string, unknown>[] } {
@@ -76,7 +76,7 @@ interface World {
   assignments: AssignmentObject[];
 }
 
-function passDeps(world: World, presence: Presence, client: KubeClient, log = pino({ level: 'silent' })) {
+function passDeps(world: World, presence: Presence, client: KubeApi, log = pino({ level: 'silent' })) {
   return {
     client,
     caches: {
@@ -362,7 +362,7 @@ describe('the reconciler', () => {
       now: () => t,
       debounceQuietMs: 500,
       debounceMaxMs: 5_000,
-      waitForSync: () => Promise.resolve(),
+      waitForSync: () => Promise.resolve(true),
       enqueueAfter: (key, ms) => {
         expect(key).toBe(PASS_KEY);
         queued.push(ms);

@@ -9,7 +9,7 @@
 import type { Logger } from 'pino';
 import type { Assignment, Offer, Request } from '../../generated/personalcloud.js';
 import { applyObject, applyStatusIfChanged, errorMessage } from '../../kube/apply.js';
-import type { KubeClient, KubeObject } from '../../kube/client.js';
+import type { KubeApi, KubeObject } from '../../kube/client.js';
 import { Resources as R, type ResourceType } from '../../kube/kinds.js';
 import { containsDesired } from '../../kube/ownership.js';
 import { LOST_ANNOTATION, MATCHMAKER_FIELD_MANAGER, peerOfNamespace } from '../../api/federation.js';
@@ -48,7 +48,7 @@ export interface PassCaches {
 }
 
 export interface PassDeps {
-  client: KubeClient;
+  client: KubeApi;
   caches: PassCaches;
   presence: Presence;
   matcher: Matcher;

@@ -16,8 +16,11 @@ export const PASS_KEY = 'federation';
 export interface MatchmakerReconcilerOptions extends PassDeps {
   debounceQuietMs: number;
   debounceMaxMs: number;
-  /** Resolves once every cache the pass reads has synced. */
-  waitForSync: () => Promise<void>;
+  /**
+   * Resolves true once every cache the pass reads has synced, false when this term as
+   * leader ends first (a pass on caches that never synced would delete what it cannot see).
+   */
+  waitForSync: () => Promise<boolean>;
   /** Queue the key after ms (the controller's enqueueAfter). */
   enqueueAfter: (key: string, ms: number) => void;
   /** Called after every pass with its result and wall time. */
@@ -55,7 +58,7 @@ export class MatchmakerReconciler implements Reconciler {
   }
 
   async reconcile(_key: string, log: Logger): Promise<ReconcileResult | void> {
-    await this.o.waitForSync();
+    if (!(await this.o.waitForSync())) return;
     const t = this.o.now();
     if (this.firstChange !== undefined && this.lastChange !== undefined) {
       const due = Math.min(this.lastChange + this.o.debounceQuietMs, this.firstChange + this.o.debounceMaxMs);
