@@ -3,12 +3,14 @@
  * environment variable and its default are declared here, once; this is the only
  * code that reads the environment (through commander's Option.env). Commands turn
  * the parsed options into the plain config objects the controllers take
- * (OperatorConfig, MatchmakerConfig) and never read process.env themselves.
+ * (OperatorConfig, MatchmakerConfig) and never read process.env themselves. Tests build
+ * configs through the same functions, so a default is never restated elsewhere.
  */
 import { hostname } from 'node:os';
 import { Option } from 'commander';
 import { JOIN_SECRET, SYSTEM_NAMESPACE } from '../api/federation.js';
 import { parseMilli, QuantityError } from '../api/quantity.js';
+import type { MatchmakerConfig } from '../matchmaker/controller/matchmaker-controller.js';
 import type { OperatorConfig } from '../operator/config.js';
 import { parseCidr } from '../operator/network-address.js';
 
@@ -22,6 +24,8 @@ interface Flag {
   default?: string;
   parser?: (value: string, previous: string[] | undefined) => string[];
 }
+
+type FlagTable = Record<string, Flag>;
 
 const collect = (v: string, prev: string[] | undefined): string[] => [
   ...(prev ?? []),
@@ -176,7 +180,7 @@ export const OPERATOR_FLAGS = {
     env: 'LOG_LEVEL',
     default: 'info',
   },
-} as const satisfies Record<string, Flag>;
+} as const satisfies FlagTable;
 
 /** The home LAN when --home-lan is not given at all. */
 export const DEFAULT_HOME_LAN = ['192.168.0.0/16'];
@@ -189,68 +193,99 @@ export function operatorOptions(): Option[] {
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
-type Flags = typeof OPERATOR_FLAGS;
-/** An option's value as parsed, or its declared default (when parsing did not run, e.g. in tests). */
-function value(o: Record<string, unknown>, key: keyof Flags): unknown {
-  const f: Flag = OPERATOR_FLAGS[key];
-  return o[key] ?? f.default;
-}
+/** Reads options against one command's flag table; every default comes from the table. */
+class Options<T extends FlagTable> {
+  constructor(
+    private readonly table: T,
+    private readonly o: Record<string, unknown>,
+  ) {}
 
-function text(o: Record<string, unknown>, key: keyof Flags): string {
-  const v = value(o, key);
-  return typeof v === 'string' ? v : '';
-}
-
-function flagName(key: keyof Flags): string {
-  return OPERATOR_FLAGS[key].flags.split(' ')[0]!;
-}
-
-function seconds(o: Record<string, unknown>, key: keyof Flags): number {
-  const v = value(o, key);
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0)
-    throw new ConfigError(`${flagName(key)} must be a positive number of seconds, got ${String(v)}`);
-  return Math.round(n * 1000);
-}
-
-function quantity(o: Record<string, unknown>, key: keyof Flags): string {
-  const s = text(o, key);
-  try {
-    if (parseMilli(s) <= 0n) throw new ConfigError(`${flagName(key)} must be positive, got ${s}`);
-  } catch (err) {
-    if (err instanceof QuantityError) throw new ConfigError(`${flagName(key)}: ${err.message}`);
-    throw err;
+  /** The value as parsed, or the declared default (when parsing did not run, e.g. in tests). */
+  value(key: keyof T & string): unknown {
+    return this.o[key] ?? this.table[key]!.default;
   }
-  return s;
+
+  text(key: keyof T & string): string {
+    const v = this.value(key);
+    return typeof v === 'string' ? v : '';
+  }
+
+  flag(key: keyof T & string): string {
+    return this.table[key]!.flags.split(' ')[0]!;
+  }
+
+  seconds(key: keyof T & string): number {
+    const v = this.value(key);
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0)
+      throw new ConfigError(`${this.flag(key)} must be a positive number of seconds, got ${String(v)}`);
+    return Math.round(n * 1000);
+  }
+
+  /** "30s", "500ms", "2m" or a bare number of seconds, in milliseconds. */
+  duration(key: keyof T & string): number {
+    const v = this.value(key);
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(String(v).trim());
+    if (!m)
+      throw new ConfigError(`${this.flag(key)} must be a duration like 30s, 500ms or 2m, got ${String(v)}`);
+    const n = Number(m[1]);
+    const ms = m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000;
+    if (!(ms > 0)) throw new ConfigError(`${this.flag(key)} must be positive, got ${String(v)}`);
+    return Math.round(ms);
+  }
+
+  positiveInteger(key: keyof T & string): number {
+    const v = this.value(key);
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1)
+      throw new ConfigError(`${this.flag(key)} must be a positive integer, got ${String(v)}`);
+    return n;
+  }
+
+  quantity(key: keyof T & string): string {
+    const s = this.text(key);
+    try {
+      if (parseMilli(s) <= 0n) throw new ConfigError(`${this.flag(key)} must be positive, got ${s}`);
+    } catch (err) {
+      if (err instanceof QuantityError) throw new ConfigError(`${this.flag(key)}: ${err.message}`);
+      throw err;
+    }
+    return s;
+  }
+
+  /** `namespace/name`: a DNS label and a DNS subdomain. */
+  namespacedName(key: keyof T & string): { namespace: string; name: string } {
+    const s = this.text(key);
+    const [namespace = '', name = '', ...rest] = s.split('/');
+    if (rest.length > 0 || !DNS_LABEL.test(namespace) || !DNS_SUBDOMAIN.test(name))
+      throw new ConfigError(`${this.flag(key)} must be <namespace>/<name>, got ${s}`);
+    return { namespace, name };
+  }
+
+  port(key: keyof T & string): number {
+    const v = this.value(key);
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0 || n > 65535)
+      throw new ConfigError(`${this.flag(key)} must be a port number, got ${String(v)}`);
+    return n;
+  }
+
+  identity(key: keyof T & string): string {
+    return this.text(key) || `${hostname()}-${process.pid}`;
+  }
 }
 
-/** `namespace/name`, both DNS labels. */
-function namespacedName(o: Record<string, unknown>, key: keyof Flags): { namespace: string; name: string } {
-  const s = text(o, key);
-  const [namespace = '', name = '', ...rest] = s.split('/');
-  if (rest.length > 0 || !DNS_LABEL.test(namespace) || !DNS_SUBDOMAIN.test(name))
-    throw new ConfigError(`${flagName(key)} must be <namespace>/<name>, got ${s}`);
-  return { namespace, name };
-}
-
-function port(o: Record<string, unknown>, key: keyof Flags): number {
-  const v = value(o, key);
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 65535)
-    throw new ConfigError(`${flagName(key)} must be a port number, got ${String(v)}`);
-  return n;
-}
-
-/** Validates the parsed options (commander's camelCase keys) into a config. */
-export function configFromOptions(o: Record<string, unknown>): OperatorConfig {
-  const peer = text(o, 'peer');
+/** Validates the parsed options (commander's camelCase keys) into the operator's config. */
+export function configFromOptions(raw: Record<string, unknown>): OperatorConfig {
+  const o = new Options(OPERATOR_FLAGS, raw);
+  const peer = o.text('peer');
   if (!peer) throw new ConfigError('--peer (or PCLOUD_PEER) is required');
   if (!DNS_LABEL.test(peer) || peer.length > 63)
     throw new ConfigError(`--peer must be a DNS-1123 label, got ${peer}`);
-  const homeDomain = text(o, 'homeDomain');
+  const homeDomain = o.text('homeDomain');
   if (!DNS_SUBDOMAIN.test(homeDomain) || homeDomain.length > 200)
     throw new ConfigError(`--home-domain must be a DNS subdomain, got ${homeDomain}`);
-  const homeLanRaw = o.homeLan;
+  const homeLanRaw = raw.homeLan;
   const homeLan = Array.isArray(homeLanRaw)
     ? homeLanRaw.map(String)
     : typeof homeLanRaw === 'string'
@@ -259,41 +294,125 @@ export function configFromOptions(o: Record<string, unknown>): OperatorConfig {
   for (const c of homeLan) {
     if (!parseCidr(c)) throw new ConfigError(`--home-lan: ${c} is not an IPv4 CIDR`);
   }
-  const workers = Number(value(o, 'workers'));
-  if (!Number.isInteger(workers) || workers < 1)
-    throw new ConfigError(`--workers must be a positive integer`);
-  const leaseDurationMs = seconds(o, 'leaseDuration');
-  const leaseRenewDeadlineMs = seconds(o, 'leaseRenewDeadline');
-  const leaseRetryPeriodMs = seconds(o, 'leaseRetryPeriod');
+  const leaseDurationMs = o.seconds('leaseDuration');
+  const leaseRenewDeadlineMs = o.seconds('leaseRenewDeadline');
+  const leaseRetryPeriodMs = o.seconds('leaseRetryPeriod');
   if (!(leaseDurationMs > leaseRenewDeadlineMs && leaseRenewDeadlineMs > leaseRetryPeriodMs))
     throw new ConfigError('need --lease-duration > --lease-renew-deadline > --lease-retry-period');
-  const kubeconfig = text(o, 'kubeconfig');
-  const identity = text(o, 'identity');
   return {
-    kubeconfig: kubeconfig || undefined,
+    kubeconfig: o.text('kubeconfig') || undefined,
     peer,
     homeDomain,
     homeLan,
     unit: {
-      cpu: quantity(o, 'unitCpu'),
-      memory: quantity(o, 'unitMemory'),
-      storage: quantity(o, 'unitStorage'),
+      cpu: o.quantity('unitCpu'),
+      memory: o.quantity('unitMemory'),
+      storage: o.quantity('unitStorage'),
     },
-    metricsPort: port(o, 'metricsPort'),
-    metricsHost: text(o, 'metricsHost'),
-    leaderElect: o.leaderElect !== false,
-    leaseNamespace: text(o, 'leaseNamespace'),
-    leaseName: text(o, 'leaseName'),
+    metricsPort: o.port('metricsPort'),
+    metricsHost: o.text('metricsHost'),
+    leaderElect: raw.leaderElect !== false,
+    leaseNamespace: o.text('leaseNamespace'),
+    leaseName: o.text('leaseName'),
     leaseDurationMs,
     leaseRenewDeadlineMs,
     leaseRetryPeriodMs,
-    identity: identity || `${hostname()}-${process.pid}`,
-    gatewayNamespace: text(o, 'gatewayNamespace'),
-    gatewayName: text(o, 'gatewayName'),
-    gatewayClass: text(o, 'gatewayClass'),
-    joinSecret: namespacedName(o, 'joinSecret'),
-    heartbeatMs: seconds(o, 'heartbeatInterval'),
-    workers,
-    logLevel: text(o, 'logLevel'),
+    identity: o.identity('identity'),
+    gatewayNamespace: o.text('gatewayNamespace'),
+    gatewayName: o.text('gatewayName'),
+    gatewayClass: o.text('gatewayClass'),
+    joinSecret: o.namespacedName('joinSecret'),
+    heartbeatMs: o.seconds('heartbeatInterval'),
+    workers: o.positiveInteger('workers'),
+    logLevel: o.text('logLevel'),
+  };
+}
+
+/** The matchmaker's flags, keyed by commander's camelCase attribute name. */
+export const MATCHMAKER_FLAGS = {
+  kubeconfig: {
+    flags: '--kubeconfig <path>',
+    description: 'kubeconfig of the matchmaker cluster',
+    env: 'KUBECONFIG',
+  },
+  peerGrace: {
+    flags: '--peer-grace <duration>',
+    description: 'a peer is away when its heartbeat is older than this',
+    env: 'PCLOUD_PEER_GRACE',
+    default: '30s',
+  },
+  debounce: {
+    flags: '--debounce <duration>',
+    description: 'quiet time after a change before solving',
+    env: 'PCLOUD_DEBOUNCE',
+    default: '500ms',
+  },
+  debounceMax: {
+    flags: '--debounce-max <duration>',
+    description: 'longest a burst of changes delays a solve',
+    env: 'PCLOUD_DEBOUNCE_MAX',
+    default: '5s',
+  },
+  metricsPort: {
+    flags: '--metrics-port <port>',
+    description: 'port of /metrics, /healthz and /readyz (0 picks a free one)',
+    env: 'PCLOUD_METRICS_PORT',
+    default: '8081',
+  },
+  metricsHost: {
+    flags: '--metrics-host <address>',
+    description: 'address the metrics server listens on',
+    default: '0.0.0.0',
+  },
+  leaderElect: { flags: '--no-leader-elect', description: 'run without a Lease (one replica only)' },
+  leaseNamespace: {
+    flags: '--lease-namespace <ns>',
+    description: 'namespace of the leader-election Lease',
+    default: 'personal-cloud-system',
+  },
+  leaseName: {
+    flags: '--lease-name <name>',
+    description: 'name of the leader-election Lease',
+    default: 'matchmaker',
+  },
+  identity: {
+    flags: '--identity <id>',
+    description: 'leader-election identity of this process (default <hostname>-<pid>)',
+    env: 'PCLOUD_IDENTITY',
+  },
+  writeConcurrency: {
+    flags: '--write-concurrency <n>',
+    description: 'concurrent API writes per pass',
+    env: 'PCLOUD_WRITE_CONCURRENCY',
+    default: '16',
+  },
+  logLevel: {
+    flags: '--log-level <level>',
+    description: 'pino log level',
+    env: 'LOG_LEVEL',
+    default: 'info',
+  },
+} as const satisfies FlagTable;
+
+export function matchmakerOptions(): Option[] {
+  return Object.values(MATCHMAKER_FLAGS).map(optionOf);
+}
+
+/** Validates the parsed options into the matchmaker's config (every default from MATCHMAKER_FLAGS). */
+export function matchmakerConfigFromOptions(raw: Record<string, unknown>): MatchmakerConfig {
+  const o = new Options(MATCHMAKER_FLAGS, raw);
+  return {
+    kubeconfig: o.text('kubeconfig') || undefined,
+    peerGraceMs: o.duration('peerGrace'),
+    debounceQuietMs: o.duration('debounce'),
+    debounceMaxMs: o.duration('debounceMax'),
+    metricsPort: o.port('metricsPort'),
+    metricsHost: o.text('metricsHost'),
+    leaderElect: raw.leaderElect !== false,
+    leaseNamespace: o.text('leaseNamespace'),
+    leaseName: o.text('leaseName'),
+    identity: o.identity('identity'),
+    writeConcurrency: o.positiveInteger('writeConcurrency'),
+    logLevel: o.text('logLevel'),
   };
 }

@@ -6,6 +6,7 @@
  * hosts' namespaces and writes Offer and Request status.
  */
 import { KubeConfig } from '@kubernetes/client-node';
+import { matchmakerConfigFromOptions } from '../cli/config.js';
 import { ControlPlane } from '../dev/control-plane.js';
 import { createLogger } from '../kube/logger.js';
 import { ApiError, KubeClient, type KubeObject } from '../kube/client.js';
@@ -13,11 +14,7 @@ import { solve } from '../matchmaker/solver/index.js';
 import { peerNamespace } from '../api/federation.js';
 import { invitePeer, renderJoinKubeconfig } from '../matchmaker/controller/invite.js';
 import { buildInstance } from '../matchmaker/matching/index.js';
-import {
-  matchmakerDefaults,
-  runMatchmaker,
-  type RunningMatchmaker,
-} from '../matchmaker/controller/matchmaker-controller.js';
+import { runMatchmaker, type RunningMatchmaker } from '../matchmaker/controller/matchmaker-controller.js';
 import { parseJoinKubeconfig } from '../operator/federation/join.js';
 import { eventually as pollUntil } from '../dev/eventually.js';
 import { Resources as R } from '../kube/kinds.js';
@@ -162,14 +159,13 @@ describe('RBAC: each peer only in its own namespace (real tokens, real API serve
 describe('matchmaker controller', () => {
   it('writes optimal Assignments into the hosts namespaces and status on Offers and Requests', async () => {
     mm = await runMatchmaker(
-      {
-        ...matchmakerDefaults,
+      matchmakerConfigFromOptions({
         identity: 'int',
-        metricsPort: 0,
+        metricsPort: '0',
         metricsHost: '127.0.0.1',
-        peerGraceMs: 120_000,
-        debounceQuietMs: 200,
-      },
+        peerGrace: '120s',
+        debounce: '200ms',
+      }),
       {
         kubeConfig: cp.kubeConfig(),
         log: createLogger(process.env.LOG_LEVEL ?? 'warn'),

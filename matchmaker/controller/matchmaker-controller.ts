@@ -29,6 +29,7 @@ import { MatchmakerReconciler } from './reconciler.js';
 
 export type { PassResult } from './pass.js';
 
+/** What the matchmaker is told at start (flags and defaults: cli/config.ts). */
 export interface MatchmakerConfig {
   kubeconfig?: string;
   peerGraceMs: number;
@@ -44,19 +45,6 @@ export interface MatchmakerConfig {
   /** Concurrent API writes per pass. */
   writeConcurrency: number;
 }
-
-export const matchmakerDefaults: Omit<MatchmakerConfig, 'identity'> = {
-  peerGraceMs: 30_000,
-  debounceQuietMs: 500,
-  debounceMaxMs: 5_000,
-  metricsPort: 8081,
-  metricsHost: '0.0.0.0',
-  leaderElect: true,
-  leaseNamespace: 'personal-cloud-system',
-  leaseName: 'matchmaker',
-  logLevel: 'info',
-  writeConcurrency: 16,
-};
 
 export interface RunningMatchmaker {
   metrics: OperatorMetrics;

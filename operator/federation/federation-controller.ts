@@ -378,7 +378,7 @@ export class FederationController implements ControllerHost {
       backoffMaxMs: 10_000,
       namespace,
     });
-    this.informers.push(inf as unknown as Informer<KubeObject>);
+    this.informers.push(inf);
     return inf;
   }
 
