@@ -187,7 +187,7 @@ describe('several control planes', () => {
 });
 
 describe('clean-up when the owning process dies', () => {
-  const holder = join(repoRoot, 'dist', 'e2e', 'fixtures', 'hold-control-plane.js');
+  const holder = join(repoRoot, 'dist', 'dev', 'fixtures', 'hold-control-plane.js');
   beforeAll(() => {
     // The holder runs as its own node process, from the compiled output.
     const build = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: repoRoot, encoding: 'utf8' });

@@ -18,7 +18,10 @@ import { repoRoot } from './paths.js';
 import { Resources as R } from '../kube/kinds.js';
 import { applyObject } from '../kube/apply.js';
 
+/** The shipped CLI (what the image runs): the controllers' processes. */
 export const CLI = join(repoRoot, 'dist', 'cli', 'pcloud.js');
+/** A checkout's CLI (bin/pcloud's entry): the shipped commands plus `dev` and `demo`. */
+export const DEV_CLI = join(repoRoot, 'dist', 'dev', 'pcloud-dev.js');
 
 export interface FederationOptions {
   homes: readonly string[];

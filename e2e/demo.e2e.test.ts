@@ -4,7 +4,7 @@
  * one JSON object it prints reports a request-optimal federation.
  */
 import { execFileSync } from 'node:child_process';
-import { CLI } from '../dev/federation-harness.js';
+import { DEV_CLI } from '../dev/federation-harness.js';
 import { repoRoot } from '../dev/paths.js';
 import { runCommand, type CommandResult } from '../dev/run-command.js';
 
@@ -13,7 +13,7 @@ beforeAll(() => {
 });
 
 function runDemo(args: string[]): Promise<CommandResult> {
-  return runCommand(process.execPath, [CLI, 'demo', ...args], { cwd: repoRoot });
+  return runCommand(process.execPath, [DEV_CLI, 'demo', ...args], { cwd: repoRoot });
 }
 
 it('prints exactly the JSON summary, with assigned == optimal, and exits', async () => {
