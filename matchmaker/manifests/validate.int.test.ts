@@ -226,7 +226,8 @@ describe('pcloud match validates like the API server', () => {
           }
         },
       ),
-      { numRuns: 150 },
+      // A fixed seed: the same 150 cases every run, so the coverage floor below cannot flake.
+      { numRuns: 150, seed: 20261202 },
     );
     expect(accepted).toBeGreaterThan(5);
     expect(rejected).toBeGreaterThan(5);
