@@ -1,5 +1,6 @@
 import {
   bitsPerSecond,
+  canonicalQuantity,
   formatBytes,
   multiplyBytes,
   multiplyCpu,
@@ -57,5 +58,26 @@ describe('quantities', () => {
   it('formats bytes and whole units', () => {
     expect(formatBytes(1024n)).toBe('1Ki');
     expect(parseWhole('1500m')).toBe(2n);
+  });
+});
+
+describe('canonicalQuantity: the form the API server stores', () => {
+  it.each([
+    ['1000', '1k'],
+    ['2000', '2k'],
+    ['1500', '1500'],
+    ['1500000', '1500k'],
+    ['2000m', '2'],
+    ['1500m', '1500m'],
+    ['0', '0'],
+    ['1024Mi', '1Gi'],
+    ['3072Gi', '3Ti'],
+    ['1536Mi', '1536Mi'],
+    ['20Gi', '20Gi'],
+    ['64Mi', '64Mi'],
+    ['100m', '100m'],
+    ['1000000', '1M'],
+  ])('%s -> %s', (input, canonical) => {
+    expect(canonicalQuantity(input)).toBe(canonical);
   });
 });

@@ -98,3 +98,29 @@ export function wholeCores(cpu: string): number {
   const milli = parseMilli(cpu);
   return Math.max(1, Number((milli + 999n) / 1000n));
 }
+
+const DECIMAL_SUFFIXES = ['E', 'P', 'T', 'G', 'M', 'k', ''] as const;
+
+/**
+ * The form the API server stores a quantity in (its canonical form), so a desired object
+ * compares equal to what comes back and a steady state makes no writes: `2000` comes
+ * back as `2k`, `2000m` as `2`, `1024Mi` as `1Gi`. Binary suffixes stay binary when the
+ * value is a whole multiple of 1024 (the largest dividing suffix), otherwise the value
+ * is written in decimal SI with the largest suffix that keeps it whole.
+ */
+export function canonicalQuantity(input: string | number): string {
+  const s = String(input).trim();
+  const m = QUANTITY.exec(s);
+  if (!m) throw new QuantityError(s, 'is not a Kubernetes quantity');
+  const milli = parseMilli(s);
+  if (/i$/.test(m[2] ?? '') && milli % 1000n === 0n) {
+    const bytes = milli / 1000n;
+    if (bytes >= 1024n && bytes % 1024n === 0n) return formatBytes(bytes);
+  }
+  if (milli === 0n) return '0';
+  for (const suffix of DECIMAL_SUFFIXES) {
+    const f = SUFFIX[suffix]! * 1000n;
+    if (milli % f === 0n) return `${milli / f}${suffix}`;
+  }
+  return `${milli}m`;
+}

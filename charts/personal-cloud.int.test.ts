@@ -87,8 +87,13 @@ test.each([
   ['get', 'secrets/federation-join', NS, 'yes'],
   ['list', 'secrets/federation-join', NS, 'yes'],
   ['watch', 'secrets/federation-join', NS, 'yes'],
+  // cloud-init Secrets of hosted VMs: create only (and the admission policy below narrows it)
+  ['create', 'secrets', 'tenant-bob', 'yes'],
   // Least privilege: nothing it does not need.
   ['get', 'secrets', 'tenant-bob', 'no'],
+  ['list', 'secrets', 'tenant-bob', 'no'],
+  ['patch', 'secrets', 'tenant-bob', 'no'],
+  ['delete', 'secrets', 'tenant-bob', 'no'],
   ['get', 'secrets/other', NS, 'no'],
   ['list', 'secrets', NS, 'no'],
   ['watch', 'secrets', NS, 'no'],
@@ -122,11 +127,61 @@ test('the operator ServiceAccount may grant the tenant Role (it holds every perm
   expect(res.code).toBe(0);
 });
 
+test('the operator ServiceAccount creates only Opaque Secrets owned by a VM, only in tenant namespaces', async () => {
+  expect(
+    (await cp.kubectl(['create', 'namespace', 'tenant-zed'])).code +
+      (await cp.kubectl(['label', 'namespace', 'tenant-zed', 'personalcloud.io/tenant=zed'])).code,
+  ).toBe(0);
+  const secret = (name: string, namespace: string, extra: Record<string, unknown> = {}): string =>
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {
+        name,
+        namespace,
+        ownerReferences: [
+          {
+            apiVersion: 'kubevirt.io/v1',
+            kind: 'VirtualMachine',
+            name: 'web-0',
+            uid: '00000000-0000-0000-0000-000000000002',
+          },
+        ],
+      },
+      type: 'Opaque',
+      data: { userdata: Buffer.from('#cloud-config\n').toString('base64') },
+      ...extra,
+    });
+  const create = (manifest: string) => cp.kubectl(['create', `--as=${SA}`, '-f', '-'], { input: manifest });
+  // the policy takes a moment to be enforced after install: wait for a refusal first
+  const deadline = Date.now() + 30_000;
+  let outside = await create(secret('probe', 'default'));
+  while (outside.code === 0 && Date.now() < deadline) {
+    await cp.kubectl(['delete', 'secret', 'probe', '-n', 'default']);
+    await new Promise((r) => setTimeout(r, 500));
+    outside = await create(secret('probe', 'default'));
+  }
+  expect(outside.stderr).toContain('only in tenant namespaces');
+  const token = await create(
+    secret('admin-token', 'tenant-zed', {
+      type: 'kubernetes.io/service-account-token',
+      data: undefined,
+    }).replace('"metadata":{', '"metadata":{"annotations":{"kubernetes.io/service-account.name":"default"},'),
+  );
+  expect(token.stderr).toContain('only Opaque Secrets');
+  const ok = await create(secret('web-0-cloudinit-0123456789', 'tenant-zed'));
+  expect(ok.stderr).toBe('');
+  expect(ok.code).toBe(0);
+});
+
 test.each([
   [['--set', 'homeDomain=alice.example.org'], 'peer is required'],
   [['--set', 'peer=alice'], 'homeDomain is required'],
   [['--set', 'peer=Alice', '--set', 'homeDomain=a.org'], "at '/peer': 'Alice' does not match pattern"],
   [['--set', 'peer=alice', '--set', 'homeDomain=a.org', '--set', 'homeLAN={192.168.1.0}'], "at '/homeLAN/0'"],
+  // An empty home LAN would drop the home-LAN deny from every tenant's policy.
+  [['--set', 'peer=alice', '--set', 'homeDomain=a.org', '--set', 'homeLAN=null'], 'homeLAN'],
+  [['--set', 'peer=alice', '--set', 'homeDomain=a.org', '--set-json', 'homeLAN=[]'], "at '/homeLAN'"],
   [
     ['--set', 'peer=alice', '--set', 'homeDomain=a.org', '--set', 'leaderElection.enabled=false'],
     'replicaCount > 1 needs leaderElection.enabled=true',

@@ -61,6 +61,9 @@ describe('the operator configuration', () => {
     [{ peer: 'a', unitMemory: '2Gx' }, '--unit-memory'],
     [{ peer: 'a', metricsPort: '70000' }, '--metrics-port must be a port number, got 70000'],
     [{ peer: 'a', homeLan: ['10.0.0.0/33'] }, '--home-lan: 10.0.0.0/33 is not an IPv4 CIDR'],
+    [{ peer: 'a', homeLan: [] }, '--home-lan (or PCLOUD_HOME_LAN) is empty'],
+    [{ peer: 'a', homeLan: '' }, '--home-lan (or PCLOUD_HOME_LAN) is empty'],
+    [{ peer: 'a', homeLan: ' , ' }, '--home-lan (or PCLOUD_HOME_LAN) is empty'],
   ])('refuses %j naming the flag', (raw, message) => {
     expect(() => configFromOptions(raw)).toThrow(ConfigError);
     expect(() => configFromOptions(raw)).toThrow(message);

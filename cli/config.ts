@@ -291,6 +291,11 @@ export function configFromOptions(raw: Record<string, unknown>): OperatorConfig 
     : typeof homeLanRaw === 'string'
       ? collect(homeLanRaw, [])
       : DEFAULT_HOME_LAN;
+  // An empty list would silently drop the home-LAN deny from every tenant's policy.
+  if (homeLan.length === 0)
+    throw new ConfigError(
+      '--home-lan (or PCLOUD_HOME_LAN) is empty: give at least one CIDR tenants must never reach, e.g. 192.168.0.0/16',
+    );
   for (const c of homeLan) {
     if (!parseCidr(c)) throw new ConfigError(`--home-lan: ${c} is not an IPv4 CIDR`);
   }

@@ -437,6 +437,24 @@ export interface AssignmentSpec {
 export type AssignmentPhase = 'Pending' | 'Provisioning' | 'Running' | 'Degraded' | 'Lost' | 'Terminating';
 
 /**
+ * Counts over all the Assignment's VMs (vms lists at most the first 100, so the status stays far below the API server's object size limit).
+ */
+export interface AssignmentStatusVirtualMachines {
+  /**
+   * VMs this Assignment asks for at this host (its units, when accepted).
+   */
+  desired?: number;
+  /**
+   * VirtualMachine objects created so far (they are created in batches).
+   */
+  created?: number;
+  /**
+   * VMs KubeVirt reports Running.
+   */
+  running?: number;
+}
+
+/**
  * One hosted VM.
  */
 export interface AssignmentVmStatus {
@@ -471,7 +489,11 @@ export interface AssignmentStatus {
    */
   phase?: AssignmentPhase;
   /**
-   * The VMs the host runs for this Assignment.
+   * Counts over all the Assignment's VMs (vms lists at most the first 100, so the status stays far below the API server's object size limit).
+   */
+  virtualMachines?: AssignmentStatusVirtualMachines;
+  /**
+   * The VMs the host runs for this Assignment (at most the first 100).
    *
    * Items: One hosted VM.
    */
@@ -489,7 +511,7 @@ export interface AssignmentStatus {
  */
 export interface TenantNetwork {
   /**
-   * The tenant's IPv4 address space in CIDR form, prefix length 16 to 29, host bits zero. Tenants are isolated, so they may reuse ranges. Defaults to 10.200.0.0/24.
+   * The tenant's IPv4 address space in CIDR form, prefix length 16 to 29, host bits zero. Tenants are isolated, so they may reuse ranges. Defaults to 198.18.0.0/24 (RFC 2544 benchmarking space: on no home LAN, so outside every default home-LAN deny).
    */
   subnet?: string;
 }

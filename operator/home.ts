@@ -9,6 +9,12 @@ export interface Home {
   homeDomain: string;
   homeLan: readonly string[];
   unit: UnitSize;
+  /**
+   * Units this home offers: the sum of spec.units over its Offers (spec.peer == peer),
+   * the same sum the matchmaker solves with; undefined when it has no Offer, and then
+   * it hosts nothing.
+   */
+  offeredUnits?: number;
   /** Per-VM caps used for Tenants the hosted Assignment controller creates. */
   bandwidth: { ingress: string; egress: string };
   gateway: { namespace: string; name: string; className: string };

@@ -84,6 +84,13 @@ beforeAll(async () => {
   client = await KubeClient.fromKubeConfig(cp.kubeConfig());
   for (const ns of ['personal-cloud', 'federation'])
     await client.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }, 'test');
+  // A host hosts only what its Offer offers.
+  await client.create({
+    apiVersion: 'personalcloud.io/v1alpha1',
+    kind: 'Offer',
+    metadata: { name: 'home', namespace: 'federation' },
+    spec: { peer: 'home', units: 4, unit: { cpu: '1', memory: '1Gi', storage: '5Gi' } },
+  });
   startOperator('operator-a');
   startOperator('operator-b');
 }, 240_000);

@@ -33,15 +33,15 @@ export interface RunningOperator {
 
 /** This home: the flags, overridden by this home's Offer (unit size and bandwidth) when there is one. */
 export function homeOf(config: OperatorConfig, offers: readonly (Offer & KubeObject)[]): Home {
-  const offer = offers
-    .filter((o) => o.spec?.peer === config.peer && !o.metadata?.deletionTimestamp)
-    .sort((a, b) =>
-      String(a.metadata?.creationTimestamp).localeCompare(String(b.metadata?.creationTimestamp)),
-    )[0];
+  const mine = offers.filter((o) => o.spec?.peer === config.peer && !o.metadata?.deletionTimestamp);
+  const offer = [...mine].sort((a, b) =>
+    String(a.metadata?.creationTimestamp).localeCompare(String(b.metadata?.creationTimestamp)),
+  )[0];
   return {
     peer: config.peer,
     homeDomain: config.homeDomain,
     homeLan: config.homeLan,
+    ...(mine.length > 0 ? { offeredUnits: mine.reduce((t, o) => t + (o.spec.units ?? 0), 0) } : {}),
     unit: offer
       ? {
           cpu: String(offer.spec.unit.cpu),

@@ -122,6 +122,13 @@ beforeAll(async () => {
   client = await KubeClient.fromKubeConfig(kc);
   for (const ns of ['personal-cloud', NS])
     await client.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }, 'test');
+  // A host hosts only what its Offer offers (operator/trust.int.test.ts tests the cap).
+  await client.create({
+    apiVersion: 'personalcloud.io/v1alpha1',
+    kind: 'Offer',
+    metadata: { name: 'home', namespace: NS },
+    spec: { peer: HOME, units: 100, unit: { cpu: '1', memory: '2Gi', storage: '20Gi' } },
+  });
   const config = configFromOptions({
     peer: HOME,
     homeDomain: 'alice.example.net',
@@ -390,19 +397,14 @@ describe('objects the schema accepts but the operator cannot honour', () => {
       spec: { peer: 'erin', units: 10000 },
     });
     // 10000 × this home's unit memory must not exceed what a quota can hold
-    await client.create({
-      apiVersion: 'personalcloud.io/v1alpha1',
-      kind: 'Offer',
-      metadata: { name: 'home', namespace: NS },
-      spec: { peer: HOME, units: 4, unit: { cpu: '1', memory: '1Pi', storage: '10Gi' } },
-    });
+    await client.mergePatch(Resources.Offer, 'home', NS, { spec: { unit: { memory: '1Pi' } } });
     const t = await eventually('erin QuotaReady False', async () => {
       const o = await client.get(Resources.Tenant, 'erin');
       return condition(o, 'QuotaReady')?.status === 'False' ? o : undefined;
     });
     expect(condition(t, 'QuotaReady')?.reason).toBe('QuotaOverflow');
     await eventually('QuotaOverflow event', async () => (await events('QuotaOverflow')).length > 0);
-    await client.delete(Resources.Offer, 'home', NS);
+    await client.mergePatch(Resources.Offer, 'home', NS, { spec: { unit: { memory: '2Gi' } } });
     await client.delete(Resources.Tenant, 'erin');
     await client.delete(Resources.Tenant, 'carol');
   });

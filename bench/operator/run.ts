@@ -79,6 +79,13 @@ async function main(): Promise<void> {
       requester: `peer-${String(i % TENANTS).padStart(4, '0')}`,
       name: `a-${String(i).padStart(5, '0')}`,
     }));
+    // A host hosts no more than its Offer (and nothing without one): offer every unit.
+    await client.create({
+      apiVersion: 'personalcloud.io/v1alpha1',
+      kind: 'Offer',
+      metadata: { name: 'home', namespace: 'federation' },
+      spec: { peer: 'home', units: total, unit: { cpu: '1', memory: '2Gi', storage: '20Gi' } },
+    });
     const t0 = Date.now();
     await pool(specs, 16, async (s) => {
       await client.create({

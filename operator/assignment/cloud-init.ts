@@ -4,7 +4,7 @@ import type { VmSpec } from '../../generated/personalcloud.js';
 
 export class CloudInitError extends Error {
   constructor(
-    readonly reason: 'UnsupportedCloudInit' | 'InvalidCloudInit',
+    readonly reason: 'UnsupportedCloudInit' | 'InvalidCloudInit' | 'CloudInitTooLarge',
     message: string,
   ) {
     super(message);

@@ -14,6 +14,7 @@ import {
   ASSIGNMENT_LABEL,
   ASSIGNMENT_NAMESPACE_LABEL,
   MANAGED_SELECTOR,
+  VM_LABEL,
   tenantNamespaceName,
 } from '../../api/labels.js';
 import type { Offer } from '../../generated/personalcloud.js';
@@ -21,7 +22,6 @@ import { applyIfChanged, applyStatusIfChanged } from '../../kube/apply.js';
 import { retriableError, syncChildren, type ChildFailure } from '../../kube/children.js';
 import { objectKey, type Manager } from '../../kube/manager.js';
 import {
-  isTrue,
   nextObservedGeneration,
   readySummary,
   setConditions,
@@ -38,7 +38,13 @@ import { desiredHTTPRoutes, desiredServices, desiredTLSRoutes } from './routes.j
 import { assignmentPhase, vmStatus, type ObservedVm } from './status.js';
 import { CREATED_BY_ASSIGNMENTS, CREATED_BY_ASSIGNMENTS_LABEL, desiredTenant } from './tenant.js';
 import { AssignmentProblem, admitAssignments, type AdmissionResult } from './validation.js';
-import { desiredVirtualMachines, vmNames } from './virtual-machines.js';
+import {
+  cloudInitUserData,
+  desiredCloudInitSecret,
+  desiredVirtualMachines,
+  vmNames,
+} from './virtual-machines.js';
+import { ApiError } from '../../kube/client.js';
 
 export type AssignmentObject = Assignment & KubeObject;
 export type TenantObject = Tenant & KubeObject;
@@ -58,7 +64,22 @@ interface AssignmentPlan {
   home: Home;
   hostnameSuffix: string;
   virtualMachines: KubeObject[];
+  /** The VMs this pass keeps or creates; a child of another VM is left for a later pass. */
+  inPass: (child: KubeObject) => boolean;
 }
+
+/**
+ * At most this many VMs (with their Services and routes) are created per reconcile; the
+ * key is requeued for the rest, so a deletion (or a change) is seen between batches
+ * instead of after the whole creation pass.
+ */
+export const VM_BATCH = 50;
+/** The most VMs listed in an Assignment's status (counts cover the rest): status stays small. */
+export const MAX_STATUS_VMS = 100;
+/** A requeue between creation batches: long enough for the informer to see the last batch. */
+const NEXT_BATCH_MS = 250;
+
+const vmOf = (child: KubeObject): string => child.metadata?.labels?.[VM_LABEL] ?? child.metadata?.name ?? '';
 
 /**
  * The children of a hosted Assignment, described once: kind, the condition it reports
@@ -72,26 +93,45 @@ const ASSIGNMENT_CHILDREN: ReadonlyArray<{
   {
     type: Resources.VirtualMachine,
     condition: AssignmentConditions.VirtualMachines,
-    desired: (p) => p.virtualMachines,
+    desired: (p) => p.virtualMachines.filter(p.inPass),
   },
   {
     type: Resources.Service,
     condition: AssignmentConditions.Routes,
-    desired: (p) => desiredServices(p.assignment),
+    desired: (p) => desiredServices(p.assignment).filter(p.inPass),
   },
   {
     type: Resources.HTTPRoute,
     condition: AssignmentConditions.Routes,
-    desired: (p) => desiredHTTPRoutes(p.assignment, p.hostnameSuffix, p.home),
+    desired: (p) => desiredHTTPRoutes(p.assignment, p.hostnameSuffix, p.home).filter(p.inPass),
   },
   {
     type: Resources.TLSRoute,
     condition: AssignmentConditions.Routes,
-    desired: (p) => desiredTLSRoutes(p.assignment, p.hostnameSuffix, p.home),
+    desired: (p) => desiredTLSRoutes(p.assignment, p.hostnameSuffix, p.home).filter(p.inPass),
   },
 ];
 
 /** The Assignment key a child belongs to, from its labels. */
+/** Why the requester's Tenant cannot take VMs yet (its Ready condition, with its reason), or undefined. */
+export function tenantNotReady(
+  tenant: TenantObject | undefined,
+  requester: string,
+  namespace: string,
+): { reason: string; message: string } | undefined {
+  if (!tenant) return { reason: 'WaitingForTenant', message: `Tenant ${requester} does not exist yet` };
+  const ready = (tenant.status?.conditions ?? []).find((c) => c.type === 'Ready');
+  if (tenant.status?.namespace === namespace && ready?.status === 'True') return undefined;
+  if (!ready) return { reason: 'WaitingForTenant', message: `Tenant ${requester} is not reconciled yet` };
+  const failing = (tenant.status?.conditions ?? [])
+    .filter((c) => c.type !== 'Ready' && c.status !== 'True')
+    .map((c) => `${c.type}=${c.status} ${c.reason}: ${c.message}`);
+  return {
+    reason: 'TenantNotReady',
+    message: `Tenant ${requester} is not Ready (${ready.reason}): ${failing.join('; ') || ready.message}`,
+  };
+}
+
 export function assignmentOwnerKey(child: KubeObject): string | undefined {
   const labels = child.metadata?.labels ?? {};
   const name = labels[ASSIGNMENT_LABEL];
@@ -157,6 +197,8 @@ export class HostedAssignmentReconciler implements Reconciler {
   readonly name = 'hosted-assignment';
   private admission: { version: number; result: AdmissionResult } | undefined;
   private cacheVersion = 0;
+  /** cloud-init Secrets created (or found) by this process: `<namespace>/<name>/<VM uid>`. */
+  private readonly cloudInitSecrets = new Set<string>();
 
   constructor(
     private readonly client: KubeApi,
@@ -248,8 +290,10 @@ export class HostedAssignmentReconciler implements Reconciler {
     let problem: AssignmentProblem | undefined = admission.problems.get(key);
 
     let virtualMachines: KubeObject[] = [];
+    let userData = new Map<string, { secretName: string; userData: string }>();
     if (!problem) {
       try {
+        userData = cloudInitUserData(a, suffix);
         virtualMachines = desiredVirtualMachines(a, {
           unit: home.unit,
           bandwidth: home.bandwidth,
@@ -262,6 +306,8 @@ export class HostedAssignmentReconciler implements Reconciler {
     }
     let failures: ChildFailure<AssignmentConditionType>[] = [];
     let wrote = 0;
+    let vmsCreated = 0;
+    let moreToCreate = false;
     if (problem) {
       set(AssignmentConditions.Accepted, 'False', problem.reason, problem.message);
       for (const t of [
@@ -276,17 +322,14 @@ export class HostedAssignmentReconciler implements Reconciler {
       wrote += await this.deleteChildren(a, log);
     } else {
       set(AssignmentConditions.Accepted, 'True', 'Accepted', `hosted in namespace ${namespace}`);
-      const nsReady =
-        tenant !== undefined &&
-        tenant.status?.namespace === namespace &&
-        isTrue(tenant.status?.conditions, 'NamespaceReady');
-      if (!nsReady) {
-        const why = tenant
-          ? `Tenant ${requester} is not ready yet`
-          : `Tenant ${requester} does not exist yet`;
-        set(AssignmentConditions.Tenant, 'False', 'WaitingForTenant', why);
-        set(AssignmentConditions.VirtualMachines, 'Unknown', 'WaitingForTenant', why);
-        set(AssignmentConditions.Routes, 'Unknown', 'WaitingForTenant', why);
+      // TenantReady follows the Tenant's Ready, not only its namespace: VMs go only into a
+      // tenant whose quota, network and isolation policy exist, since those are what keep
+      // them off the home LAN and inside their units. VMs already there are left alone.
+      const tenantProblem = tenantNotReady(tenant, requester, namespace);
+      if (tenantProblem) {
+        set(AssignmentConditions.Tenant, 'False', tenantProblem.reason, tenantProblem.message);
+        set(AssignmentConditions.VirtualMachines, 'Unknown', 'WaitingForTenant', tenantProblem.message);
+        set(AssignmentConditions.Routes, 'Unknown', 'WaitingForTenant', tenantProblem.message);
       } else {
         set(
           AssignmentConditions.Tenant,
@@ -294,7 +337,27 @@ export class HostedAssignmentReconciler implements Reconciler {
           'TenantReady',
           `Tenant ${requester} hosts namespace ${namespace}`,
         );
-        const plan: AssignmentPlan = { assignment: a, home, hostnameSuffix: suffix, virtualMachines };
+        // Deletion wins over creation: this pass keeps every VM that exists and creates at
+        // most VM_BATCH more; the key comes back for the rest.
+        const vmCache = this.cache(Resources.VirtualMachine);
+        const inPass = new Set<string>();
+        let missing = 0;
+        for (const vm of vmNames(a)) {
+          if (vmCache.get(vm, namespace)) {
+            inPass.add(vm);
+            vmsCreated++;
+          } else if (missing < VM_BATCH) {
+            inPass.add(vm);
+            missing++;
+          } else moreToCreate = true;
+        }
+        const plan: AssignmentPlan = {
+          assignment: a,
+          home,
+          hostnameSuffix: suffix,
+          virtualMachines,
+          inPass: (child) => inPass.has(vmOf(child)),
+        };
         const r = await syncChildren(
           this.client,
           ASSIGNMENT_FIELD_MANAGER,
@@ -308,10 +371,37 @@ export class HostedAssignmentReconciler implements Reconciler {
         );
         wrote += r.writes;
         failures = r.failures;
+        const secrets = await this.createCloudInitSecrets(a, namespace, userData, inPass);
+        wrote += secrets.writes;
+        if (secrets.waiting > 0) {
+          set(
+            AssignmentConditions.VirtualMachines,
+            'False',
+            'WaitingForCloudInit',
+            `${secrets.waiting} VirtualMachine(s) wait for their cloud-init Secret`,
+          );
+          moreToCreate = true;
+        }
+        if (secrets.failure) {
+          set(AssignmentConditions.VirtualMachines, 'False', 'ApplyFailed', secrets.failure.message);
+          failures.push({
+            type: Resources.Secret,
+            condition: AssignmentConditions.VirtualMachines,
+            terminal: false,
+            reason: 'ApplyFailed',
+            message: secrets.failure.message,
+            error: secrets.failure,
+          });
+        }
         for (const f of failures) {
           set(f.condition, 'False', f.reason, f.message);
           log.warn({ kind: f.type.kind, reason: f.reason }, f.message);
           if (f.terminal) await this.events.record(a, 'Warning', f.reason, f.message);
+        }
+        if (moreToCreate) {
+          const why = `${vmsCreated + missing} of ${a.spec.units} VirtualMachines created so far, ${VM_BATCH} per pass`;
+          set(AssignmentConditions.VirtualMachines, 'False', 'Creating', why);
+          set(AssignmentConditions.Routes, 'False', 'Creating', why);
         }
         set(
           AssignmentConditions.VirtualMachines,
@@ -320,28 +410,39 @@ export class HostedAssignmentReconciler implements Reconciler {
           `${a.spec.units} VirtualMachine(s) in ${namespace}`,
         );
         set(AssignmentConditions.Routes, 'True', 'RoutesApplied', `hostnames under ${suffix}`);
+        if (failures.length === 0) vmsCreated += missing;
       }
     }
 
     const vmCache = this.cache(Resources.VirtualMachine);
     const vmiCache = this.cache(Resources.VirtualMachineInstance);
-    const vms = problem
-      ? []
-      : vmNames(a).map((vm) =>
-          vmStatus(
-            {
-              name: vm,
-              vm: vmCache.get(vm, namespace) as ObservedVm['vm'],
-              vmi: vmiCache.get(vm, namespace) as ObservedVm['vmi'],
-            },
-            `${vm}.${suffix}`,
-          ),
-        );
+    const names = problem ? [] : vmNames(a);
+    const vms = names.slice(0, MAX_STATUS_VMS).map((vm) =>
+      vmStatus(
+        {
+          name: vm,
+          vm: vmCache.get(vm, namespace) as ObservedVm['vm'],
+          vmi: vmiCache.get(vm, namespace) as ObservedVm['vmi'],
+        },
+        `${vm}.${suffix}`,
+      ),
+    );
     const children = [...conditions.values()];
     const ready = readySummary(children, gen);
+    const running = names.filter(
+      (vm) =>
+        (vmCache.get(vm, namespace) as ObservedVm['vm'])?.status?.printableStatus === 'Running' ||
+        (vmiCache.get(vm, namespace) as ObservedVm['vmi'])?.status?.phase === 'Running',
+    ).length;
     const status: AssignmentStatus = {
       phase: assignmentPhase(vms, false, problem !== undefined),
       vms,
+      virtualMachines: {
+        desired: names.length,
+        // this pass's creations may not be in the cache yet; VMs left in a Tenant gone un-Ready are
+        created: Math.max(vmsCreated, names.filter((vm) => vmCache.get(vm, namespace)).length),
+        running,
+      },
       conditions: setConditions(a.status?.conditions, [...children, ready], this.now()),
     };
     const og = nextObservedGeneration(a.status?.observedGeneration, gen, ready.status === 'True');
@@ -359,6 +460,46 @@ export class HostedAssignmentReconciler implements Reconciler {
     if (wrote > 0) log.info({ writes: wrote, phase: status.phase }, 'assignment reconciled');
     const retriable = retriableError(failures);
     if (retriable) throw retriable;
+    if (moreToCreate) return { requeueAfterMs: NEXT_BATCH_MS };
+  }
+
+  /**
+   * Creates the Secret with each VM's user data once its VirtualMachine exists (the VM
+   * owns it, so the garbage collector removes it with the VM). The operator may create
+   * Secrets but not read them (chart RBAC), so what it created is remembered here and an
+   * AlreadyExists counts as done. A Secret's name is its content: changed user data is a
+   * new Secret, and the VM's reference moves to it.
+   */
+  private async createCloudInitSecrets(
+    a: AssignmentObject,
+    namespace: string,
+    userData: ReadonlyMap<string, { secretName: string; userData: string }>,
+    inPass: ReadonlySet<string>,
+  ): Promise<{ writes: number; waiting: number; failure?: Error }> {
+    const vmCache = this.cache(Resources.VirtualMachine);
+    let writes = 0;
+    let waiting = 0;
+    for (const vm of inPass) {
+      const u = userData.get(vm);
+      if (!u) continue;
+      const uid = vmCache.get(vm, namespace)?.metadata?.uid;
+      if (!uid) {
+        waiting++;
+        continue;
+      }
+      // keyed by the VM's uid too: a VM deleted and made again needs its Secret again
+      const key = `${namespace}/${u.secretName}/${uid}`;
+      if (this.cloudInitSecrets.has(key)) continue;
+      try {
+        await this.client.create(desiredCloudInitSecret(a, { name: vm, uid }, u.secretName, u.userData));
+        writes++;
+      } catch (err) {
+        if (!(err instanceof ApiError && err.statusCode === 409))
+          return { writes, waiting, failure: err instanceof Error ? err : new Error(String(err)) };
+      }
+      this.cloudInitSecrets.add(key);
+    }
+    return { writes, waiting };
   }
 
   /** Creates, resizes or deletes the requester's Tenant (only one this controller created). */

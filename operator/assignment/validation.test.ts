@@ -33,7 +33,8 @@ function tenant(peer: string, hostnameSuffix?: string): Tenant {
     spec: { peer, units: 1, ...(hostnameSuffix ? { hostnameSuffix } : {}) },
   };
 }
-const home = { homeDomain: 'home.example.net' };
+// An Offer large enough not to matter, except in the ExceedsOffer tests.
+const home = { homeDomain: 'home.example.net', offeredUnits: 1_000_000 };
 const none = new Map<string, Tenant>();
 const reasons = (r: ReturnType<typeof admitAssignments>) =>
   Object.fromEntries([...r.problems].map(([k, p]) => [k, p.reason]));
@@ -394,7 +395,10 @@ describe('object names two Assignments of one requester would share', () => {
   ])(
     '%s: the younger Assignment is refused with DuplicateName naming the object',
     (_, older, younger, object) => {
-      const { problems } = admitAssignments([younger, older], new Map(), { homeDomain: 'h.example' });
+      const { problems } = admitAssignments([younger, older], new Map(), {
+        homeDomain: 'h.example',
+        offeredUnits: 100,
+      });
       expect(problems.has('federation/a')).toBe(false);
       const problem = problems.get('federation/b');
       expect(problem?.reason).toBe('DuplicateName');
@@ -402,4 +406,34 @@ describe('object names two Assignments of one requester would share', () => {
       expect(problem?.message).toContain('already used by Assignment federation/a');
     },
   );
+});
+
+describe('admitAssignments: the host caps what it hosts by its own Offer', () => {
+  it('admits oldest first up to the Offer and refuses the rest with ExceedsOffer, naming the numbers', () => {
+    const r = admitAssignments(
+      [
+        assignment('young', { requester: 'carol', units: 40 }, '2025-03-01T00:00:00Z'),
+        assignment('old', { units: 2 }, '2025-01-01T00:00:00Z'),
+        assignment('fits', { requester: 'dave', units: 2 }, '2025-04-01T00:00:00Z'),
+      ],
+      none,
+      { ...home, offeredUnits: 4 },
+    );
+    expect(reasons(r)).toEqual({ 'matchmaker/young': 'ExceedsOffer' });
+    expect(r.problems.get('matchmaker/young')?.message).toBe(
+      "40 units would exceed this home's Offer: 2 of 4 units are taken by older Assignments",
+    );
+    expect(r.unitsByRequester).toEqual(
+      new Map([
+        ['bob', 2],
+        ['dave', 2],
+      ]),
+    );
+  });
+
+  it('hosts nothing without an Offer: NoOffer', () => {
+    const r = admitAssignments([assignment('a')], none, { homeDomain: 'home.example.net' });
+    expect(reasons(r)).toEqual({ 'matchmaker/a': 'NoOffer' });
+    expect(r.unitsByRequester.size).toBe(0);
+  });
 });

@@ -17,6 +17,9 @@ export const AssignmentReasons = {
   UnsupportedCloudInit: 'UnsupportedCloudInit',
   InvalidCloudInit: 'InvalidCloudInit',
   QuotaExceeded: 'QuotaExceeded',
+  ExceedsOffer: 'ExceedsOffer',
+  NoOffer: 'NoOffer',
+  CloudInitTooLarge: 'CloudInitTooLarge',
 } as const;
 export type AssignmentReason = (typeof AssignmentReasons)[keyof typeof AssignmentReasons];
 
@@ -104,17 +107,41 @@ export interface AdmissionResult {
 /**
  * Decides, over every hosted Assignment, which ones this home can honour: the oldest
  * claim to a name wins; a requester's units are admitted oldest first up to the
- * Tenant maximum.
+ * Tenant maximum; and all units together, oldest first, up to what this home's Offer
+ * offers (a host trusts its own Offer, not the matchmaker's arithmetic). With no Offer
+ * nothing is hosted.
  */
 export function admitAssignments(
   assignments: readonly Assignment[],
   tenants: ReadonlyMap<string, Tenant>,
-  home: Pick<Home, 'homeDomain'>,
+  home: Pick<Home, 'homeDomain' | 'offeredUnits'>,
 ): AdmissionResult {
   const problems = new Map<string, AssignmentProblem>();
   const unitsByRequester = new Map<string, number>();
   const owner = new Map<string, string>();
+  let hosted = 0;
   for (const a of [...assignments].sort(byAge)) {
+    const key0 = assignmentKey(a);
+    if (home.offeredUnits === undefined) {
+      problems.set(
+        key0,
+        new AssignmentProblem(
+          AssignmentReasons.NoOffer,
+          'this home has no Offer (spec.peer = this home), so it hosts nothing; apply an Offer to host',
+        ),
+      );
+      continue;
+    }
+    if (hosted + a.spec.units > home.offeredUnits) {
+      problems.set(
+        key0,
+        new AssignmentProblem(
+          AssignmentReasons.ExceedsOffer,
+          `${a.spec.units} units would exceed this home's Offer: ${hosted} of ${home.offeredUnits} units are taken by older Assignments`,
+        ),
+      );
+      continue;
+    }
     const key = assignmentKey(a);
     const tenant = tenants.get(a.spec.requester);
     const suffix = hostnameSuffixFor(home, a.spec.requester, tenant?.spec.hostnameSuffix);
@@ -149,6 +176,7 @@ export function admitAssignments(
     }
     for (const k of mine) owner.set(k, key);
     unitsByRequester.set(a.spec.requester, sum + a.spec.units);
+    hosted += a.spec.units;
   }
   return { problems, unitsByRequester };
 }

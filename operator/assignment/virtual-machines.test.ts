@@ -3,7 +3,14 @@ import { parse } from 'yaml';
 import type { VirtualMachine, VirtualMachineInstanceSpec } from '../../generated/kubevirt.js';
 import type { Assignment, AssignmentSpec } from '../../generated/personalcloud.js';
 import { CloudInitError } from './cloud-init.js';
-import { assignmentLabels, desiredVirtualMachines, vmNames, type VmContext } from './virtual-machines.js';
+import {
+  assignmentLabels,
+  cloudInitUserData,
+  desiredCloudInitSecret,
+  desiredVirtualMachines,
+  vmNames,
+  type VmContext,
+} from './virtual-machines.js';
 
 function assignment(spec: Partial<AssignmentSpec> = {}, name = 'bob-web-alice'): Assignment {
   return {
@@ -193,34 +200,52 @@ describe('desiredVirtualMachines', () => {
     });
   });
 
-  it('puts cloud-init NoCloud with the ssh keys and the VM hostname in the cloudinit volume', () => {
-    const vms = desiredVirtualMachines(
-      assignment({
-        units: 2,
-        vm: { image: 'img', cloudInit: '#cloud-config\npackages: [nginx]\n', sshKeys: [KEY] },
-      }),
-      ctx,
-    );
-    const userData = vms.map((vm) => {
-      const v = vmiSpec(vm).volumes?.find((x) => x.name === 'cloudinit');
-      expect(v).toBeDefined();
-      expect(Object.keys(v ?? {})).toEqual(['name', 'cloudInitNoCloud']);
-      return v?.cloudInitNoCloud?.userData ?? '';
+  it('puts cloud-init (ssh keys, VM hostname) in a Secret per VM that the cloudinit volume references', () => {
+    const a = assignment({
+      units: 2,
+      vm: { image: 'img', cloudInit: '#cloud-config\npackages: [nginx]\n', sshKeys: [KEY] },
     });
-    for (const [i, u] of userData.entries()) {
-      expect(u.startsWith('#cloud-config\n')).toBe(true);
-      expect(parse(u)).toEqual({
+    const vms = desiredVirtualMachines(a, ctx);
+    const userData = cloudInitUserData(a, ctx.hostnameSuffix);
+    for (const [i, vm] of vms.entries()) {
+      const v = vmiSpec(vm).volumes?.find((x) => x.name === 'cloudinit');
+      expect(Object.keys(v ?? {})).toEqual(['name', 'cloudInitNoCloud']);
+      const u = userData.get(`web-${i}`)!;
+      expect(v?.cloudInitNoCloud).toEqual({ secretRef: { name: u.secretName } });
+      expect(u.secretName).toMatch(new RegExp(`^web-${i}-cloudinit-[0-9a-f]{10}$`));
+      expect(u.userData.startsWith('#cloud-config\n')).toBe(true);
+      expect(parse(u.userData)).toEqual({
         hostname: `web-${i}.bob.home.example.net`,
         packages: ['nginx'],
         ssh_authorized_keys: [KEY],
       });
+      const secret = desiredCloudInitSecret(a, { name: `web-${i}`, uid: 'u1' }, u.secretName, u.userData);
+      expect(secret).toMatchObject({
+        type: 'Opaque',
+        immutable: true,
+        metadata: { ownerReferences: [{ kind: 'VirtualMachine', name: `web-${i}`, uid: 'u1' }] },
+      });
+      expect(Buffer.from(secret.data!.userdata!, 'base64').toString()).toBe(u.userData);
     }
   });
 
   it('uses the hostname suffix it is given (a Tenant spec.hostnameSuffix)', () => {
-    const vm = onlyVm({}, { ...ctx, hostnameSuffix: 'vms.bob.example.org' });
-    const v = vmiSpec(vm).volumes?.[2];
-    expect(parse(v?.cloudInitNoCloud?.userData ?? '')).toEqual({ hostname: 'web-0.vms.bob.example.org' });
+    const u = cloudInitUserData(assignment({}), 'vms.bob.example.org').get('web-0');
+    expect(parse(u?.userData ?? '')).toEqual({ hostname: 'web-0.vms.bob.example.org' });
+  });
+
+  it('refuses user data over 64 KiB with CloudInitTooLarge naming the size', () => {
+    const keys = Array.from({ length: 9 }, (_, i) => `ssh-ed25519 AAAA${String(i).repeat(8000)} k${i}`);
+    const a = assignment({ vm: { image: 'img', sshKeys: keys } });
+    let thrown: unknown;
+    try {
+      desiredVirtualMachines(a, ctx);
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(CloudInitError);
+    expect((thrown as CloudInitError).reason).toBe('CloudInitTooLarge');
+    expect(() => desiredVirtualMachines(a, ctx)).toThrow(/is 72\d{3} bytes; this home takes at most 65536/);
   });
 
   it.each([

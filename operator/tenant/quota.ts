@@ -3,6 +3,14 @@ import type { Tenant } from '../../generated/personalcloud.js';
 import type { Home } from '../home.js';
 import { tenantChildMeta } from './namespace.js';
 import type { TenantQuota } from './validation.js';
+import { canonicalQuantity } from '../../api/quantity.js';
+
+/**
+ * Quantities in the form the API server stores them (`2000` comes back as `2k`), so the
+ * cached quota contains the desired one and a steady state re-applies nothing.
+ */
+const canonical = (values: Record<string, string>): Record<string, string> =>
+  Object.fromEntries(Object.entries(values).map(([k, v]) => [k, canonicalQuantity(v)]));
 
 export const QUOTA_NAME = 'tenant-quota';
 export const LIMIT_RANGE_NAME = 'tenant-limits';
@@ -14,7 +22,7 @@ export function desiredResourceQuota(t: Tenant, quota: TenantQuota) {
     kind: 'ResourceQuota',
     metadata: tenantChildMeta(t, QUOTA_NAME),
     spec: {
-      hard: {
+      hard: canonical({
         'count/virtualmachines.kubevirt.io': units,
         'requests.cpu': quota.cpu,
         'requests.memory': quota.memory,
@@ -23,7 +31,7 @@ export function desiredResourceQuota(t: Tenant, quota: TenantQuota) {
         services: units,
         'services.loadbalancers': '0',
         'services.nodeports': '0',
-      },
+      }),
     },
   };
 }
@@ -38,7 +46,7 @@ export function desiredLimitRange(t: Tenant, unit: Home['unit']) {
         // Pods without requests still count against the quota.
         { type: 'Container', defaultRequest: { cpu: '100m', memory: '64Mi' } },
         // No single disk larger than one unit's storage.
-        { type: 'PersistentVolumeClaim', max: { storage: String(unit.storage) } },
+        { type: 'PersistentVolumeClaim', max: { storage: canonicalQuantity(String(unit.storage)) } },
       ],
     },
   };

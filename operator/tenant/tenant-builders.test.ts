@@ -1,3 +1,6 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
 import type { Tenant } from '../../generated/personalcloud.js';
 import { parseCidr } from '../network-address.js';
 import { desiredNamespace } from './namespace.js';
@@ -6,6 +9,7 @@ import { desiredNetworkAttachmentDefinition, tenantBridgeName } from './network.
 import { desiredLimitRange, desiredResourceQuota } from './quota.js';
 import { desiredRole, desiredRoleBinding, peerUserName } from './rbac.js';
 import {
+  DEFAULT_SUBNET,
   TenantProblem,
   checkBandwidth,
   checkConflicts,
@@ -169,5 +173,29 @@ describe('conflicts', () => {
     expect(checkConflicts(young, [old, young], home)).toEqual([
       expect.objectContaining({ reason: 'DuplicateHostname', condition: 'HostnameReady' }),
     ]);
+  });
+});
+
+describe('the defaults can host (issue 13, item 1)', () => {
+  const root = process.cwd(); // jest runs from the repository root
+  const chartHomeLan = (
+    parse(readFileSync(join(root, 'charts', 'personal-cloud', 'values.yaml'), 'utf8')) as {
+      homeLAN: string[];
+    }
+  ).homeLAN;
+  const crdDefault = (/subnet:[\s\S]*?default: (\S+)/.exec(
+    readFileSync(join(root, 'crds', 'tenants.yaml'), 'utf8'),
+  ) ?? [])[1];
+
+  it("the CRD's default tenant subnet is the operator's, and outside the chart's default homeLAN", () => {
+    expect(crdDefault).toBe(DEFAULT_SUBNET);
+    const t: Tenant = {
+      apiVersion: 'personalcloud.io/v1alpha1',
+      kind: 'Tenant',
+      metadata: { name: 'x' },
+      spec: { peer: 'x', units: 1 },
+    };
+    const r = checkSubnet(t, { homeLan: chartHomeLan });
+    expect(r instanceof TenantProblem ? r.message : r.text).toBe(DEFAULT_SUBNET);
   });
 });

@@ -11,7 +11,9 @@ import { EventRecorder } from '../../kube/events.js';
 import type { ObjectCache } from '../../kube/informer.js';
 import { Resources, type ResourceType } from '../../kube/kinds.js';
 import type { Home } from '../home.js';
+import { desiredResourceQuota } from './quota.js';
 import { TenantReconciler } from './tenant-controller.js';
+import { TenantProblem, checkQuota } from './validation.js';
 
 const log = pino({ level: 'silent' });
 const home: Home = {
@@ -84,10 +86,20 @@ function unexpected(verb: string): () => never {
   };
 }
 
-function reconcilerWith(client: FakeClient): TenantReconciler {
+/** The tenant's ResourceQuota as kube-controller-manager leaves it once it enforces it. */
+function enforcedQuota(): KubeObject {
+  const quota = checkQuota(tenant, home.unit);
+  if (quota instanceof TenantProblem) throw new Error(quota.message);
+  const q = desiredResourceQuota(tenant, quota);
+  // status only: the fake has not seen the spec applied yet, so the reconcile still applies it
+  return { apiVersion: q.apiVersion, kind: q.kind, metadata: q.metadata, status: { hard: q.spec.hard } };
+}
+
+function reconcilerWith(client: FakeClient, quotas: KubeObject[] = [enforcedQuota()]): TenantReconciler {
   const caches = new Map<ResourceType, ObjectCache<KubeObject>>([
     [Resources.Tenant, cacheOf([tenant])],
     [Resources.Namespace, cacheOf([])],
+    [Resources.ResourceQuota, cacheOf(quotas)],
   ]);
   return new TenantReconciler(
     client,
@@ -119,6 +131,17 @@ describe('TenantReconciler error paths (fake client)', () => {
       'CiliumNetworkPolicy',
     ]);
     expect(conditionsOf(client)).toContainEqual({ type: 'Ready', status: 'True', reason: 'Reconciled' });
+  });
+
+  it('is not Ready while the quota controller has not computed the quota (VMs would be refused)', async () => {
+    const client = new FakeClient(new Map());
+    await expect(reconcilerWith(client, []).reconcile('bob', log)).resolves.toEqual({ requeueAfterMs: 2000 });
+    expect(conditionsOf(client)).toContainEqual({
+      type: 'QuotaReady',
+      status: 'False',
+      reason: 'QuotaPending',
+    });
+    expect(conditionsOf(client)).toContainEqual({ type: 'Ready', status: 'False', reason: 'QuotaPending' });
   });
 
   it('keeps going past failing kinds, shows each in its condition, and throws every retriable one', async () => {

@@ -29,7 +29,8 @@ import { Resources, type ResourceType } from '../../kube/kinds.js';
 import { desiredNamespace } from './namespace.js';
 import { desiredCiliumNetworkPolicies } from './network-policies.js';
 import { desiredNetworkAttachmentDefinition } from './network.js';
-import { desiredLimitRange, desiredResourceQuota } from './quota.js';
+import { QUOTA_NAME, desiredLimitRange, desiredResourceQuota } from './quota.js';
+import { containsDesired } from '../../kube/ownership.js';
 import { desiredRole, desiredRoleBinding } from './rbac.js';
 import { tenantStatus } from './status.js';
 import {
@@ -197,6 +198,7 @@ export class TenantReconciler implements Reconciler {
     for (const p of problems) fail(p.condition, p.reason, p.message);
 
     const duplicatePeer = problems.some((p) => p.reason === 'DuplicatePeer');
+    let quotaPending = false;
     const failures: ChildFailure<TenantConditionType>[] = [];
     let wrote = 0;
     /** Applies and prunes the children whose condition has not failed already. */
@@ -230,6 +232,21 @@ export class TenantReconciler implements Reconciler {
       else if (namespaces.get(ns)?.metadata?.deletionTimestamp)
         failAll('NamespaceTerminating', `namespace ${ns} is still terminating`);
       await sync(inNamespace);
+      // Ready never lies: until kube-controller-manager has computed the quota's status
+      // the API server refuses every VM in the namespace ("status unknown for quota").
+      if (!conditions.has(TenantConditions.Quota) && !(plan.quota instanceof TenantProblem)) {
+        const hard = desiredResourceQuota(tenant, plan.quota).spec.hard;
+        const observed = this.cache(Resources.ResourceQuota).get(QUOTA_NAME, ns)?.status as
+          { hard?: Record<string, string> } | undefined;
+        if (!containsDesired(observed?.hard, hard)) {
+          fail(
+            TenantConditions.Quota,
+            'QuotaPending',
+            `ResourceQuota ${QUOTA_NAME} is not yet enforced by the quota controller (VMs are refused until it is)`,
+          );
+          quotaPending = true;
+        }
+      }
     }
 
     const children: ConditionInput[] = Object.values(TenantConditions).map(
@@ -262,6 +279,8 @@ export class TenantReconciler implements Reconciler {
     if (retriable) throw retriable;
     if (conditions.has(TenantConditions.Namespace) || namespaces.get(ns)?.metadata?.deletionTimestamp)
       return { requeueAfterMs: 2000 };
+    // (the quota's status change comes through the ResourceQuota watch too; this is a backstop)
+    if (quotaPending) return { requeueAfterMs: 2000 };
   }
 
   /** Delete path: remove the namespace (and with it every child), then the finalizer. */

@@ -39,7 +39,12 @@ export class TenantProblem {
   ) {}
 }
 
-export const DEFAULT_SUBNET = '10.200.0.0/24';
+/**
+ * The CRD's default subnet (crds/tenants.yaml): 198.18.0.0/15 is IANA's benchmarking
+ * range (RFC 2544), used by no home router, so it overlaps none of the private ranges a
+ * home LAN deny lists (the chart denies 10/8, 172.16/12, 192.168/16 and 169.254/16).
+ */
+export const DEFAULT_SUBNET = '198.18.0.0/24';
 
 export function tenantSubnet(t: Tenant): string {
   return t.spec.network?.subnet ?? DEFAULT_SUBNET;
