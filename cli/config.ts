@@ -8,7 +8,7 @@
  */
 import { hostname } from 'node:os';
 import { Option } from 'commander';
-import { JOIN_SECRET, SYSTEM_NAMESPACE } from '../api/federation.js';
+import { JOIN_SECRET, SYSTEM_NAMESPACE, peerNameProblem } from '../api/federation.js';
 import { parseMilli, QuantityError } from '../api/quantity.js';
 import type { MatchmakerConfig } from '../matchmaker/controller/matchmaker-controller.js';
 import type { OperatorConfig } from '../operator/config.js';
@@ -280,8 +280,8 @@ export function configFromOptions(raw: Record<string, unknown>): OperatorConfig 
   const o = new Options(OPERATOR_FLAGS, raw);
   const peer = o.text('peer');
   if (!peer) throw new ConfigError('--peer (or PCLOUD_PEER) is required');
-  if (!DNS_LABEL.test(peer) || peer.length > 63)
-    throw new ConfigError(`--peer must be a DNS-1123 label, got ${peer}`);
+  const peerProblem = peerNameProblem(peer);
+  if (peerProblem) throw new ConfigError(`--peer must be a DNS-1123 label, got ${peer}: ${peerProblem}`);
   const homeDomain = o.text('homeDomain');
   if (!DNS_SUBDOMAIN.test(homeDomain) || homeDomain.length > 200)
     throw new ConfigError(`--home-domain must be a DNS subdomain, got ${homeDomain}`);
@@ -391,6 +391,12 @@ export const MATCHMAKER_FLAGS = {
     env: 'PCLOUD_WRITE_CONCURRENCY',
     default: '16',
   },
+  maxObjectBytes: {
+    flags: '--max-object-bytes <n>',
+    description: 'Offers and Requests whose spec is larger (JSON bytes) are ignored (Ready=False TooLarge)',
+    env: 'PCLOUD_MAX_OBJECT_BYTES',
+    default: '65536',
+  },
   logLevel: {
     flags: '--log-level <level>',
     description: 'pino log level',
@@ -418,6 +424,7 @@ export function matchmakerConfigFromOptions(raw: Record<string, unknown>): Match
     leaseName: o.text('leaseName'),
     identity: o.identity('identity'),
     writeConcurrency: o.positiveInteger('writeConcurrency'),
+    maxObjectBytes: o.positiveInteger('maxObjectBytes'),
     logLevel: o.text('logLevel'),
   };
 }

@@ -23,6 +23,9 @@ export const CLI = join(repoRoot, 'dist', 'cli', 'pcloud.js');
 /** A checkout's CLI (bin/pcloud's entry): the shipped commands plus `dev` and `demo`. */
 export const DEV_CLI = join(repoRoot, 'dist', 'dev', 'pcloud-dev.js');
 
+/** A test home's domain: its operator's --home-domain, recorded at invite. */
+export const homeDomain = (home: string): string => `${home}.pcloud.test`;
+
 export interface FederationOptions {
   homes: readonly string[];
   /** --peer-grace of the matchmaker, e.g. '6s'. */
@@ -83,7 +86,9 @@ export class LocalFederation {
       await Promise.all(
         opts.homes.map(async (name, i) => {
           const cp = homeCps[i]!;
-          const creds = await invitePeer(mmClient, name, matchmaker.server, undefined);
+          const creds = await invitePeer(mmClient, name, matchmaker.server, undefined, {
+            domain: homeDomain(name),
+          });
           const joinKubeconfig = renderJoinKubeconfig(creds);
           const client = await KubeClient.fromKubeConfig(cp.kubeConfig());
           await applyObject(client, R.Namespace, { metadata: { name: 'personal-cloud' } }, 'pcloud-demo');
@@ -144,7 +149,7 @@ export class LocalFederation {
         'operator',
         `--kubeconfig=${h.cp.kubeconfigPath}`,
         `--peer=${name}`,
-        `--home-domain=${name}.pcloud.test`,
+        `--home-domain=${homeDomain(name)}`,
         '--metrics-port=0',
         '--metrics-host=127.0.0.1',
         `--identity=operator-${name}`,

@@ -72,7 +72,7 @@ beforeAll(async () => {
   cp = await ControlPlane.start({ name: 'matchmaker-int' });
   admin = await KubeClient.fromKubeConfig(cp.kubeConfig());
   for (const peer of peers) {
-    const creds = await invitePeer(admin, peer, cp.server, undefined);
+    const creds = await invitePeer(admin, peer, cp.server, undefined, { domain: `${peer}.example` });
     joinFiles[peer] = renderJoinKubeconfig(creds);
     const kc = new KubeConfig();
     kc.loadFromString(joinFiles[peer]);
@@ -89,7 +89,7 @@ afterAll(async () => {
 
 describe('federation invite', () => {
   it('is idempotent: inviting again keeps the same token', async () => {
-    const again = await invitePeer(admin, 'alice', cp.server, undefined);
+    const again = await invitePeer(admin, 'alice', cp.server, undefined, { domain: 'alice.example' });
     expect(renderJoinKubeconfig(again)).toBe(joinFiles.alice);
   });
 

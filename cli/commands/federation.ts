@@ -1,7 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Command } from 'commander';
-import { invitePeer, renderJoinKubeconfig } from '../../matchmaker/controller/invite.js';
+import {
+  DEFAULT_PEER_LIMITS,
+  InviteError,
+  invitePeer,
+  renderJoinKubeconfig,
+  type PeerLimits,
+} from '../../matchmaker/controller/invite.js';
 import { JoinFileError, storeJoinSecret } from '../../operator/federation/join.js';
 import { KubeClient } from '../../kube/client.js';
 import { EXIT_BAD_INPUT } from '../exit-codes.js';
@@ -20,10 +26,12 @@ function caOf(kc: KubeConfig): string | undefined {
   return undefined;
 }
 
+const LIMIT_KEYS = Object.keys(DEFAULT_PEER_LIMITS) as (keyof PeerLimits)[];
+
 /** `pcloud federation invite|join`: let a home into the federation. */
 export function registerFederationCommand(program: Command): void {
   const fed = program.command('federation').description('invite homes to a matchmaker cluster and join them');
-  fed
+  const invite = fed
     .command('invite <peer>')
     .description(
       'run against the matchmaker cluster: create namespace peer-<peer>, its ServiceAccount, Role, RoleBinding and token, and print a join kubeconfig (idempotent)',
@@ -33,7 +41,21 @@ export function registerFederationCommand(program: Command): void {
       'kubeconfig of the matchmaker cluster (default: $KUBECONFIG or ~/.kube/config)',
     )
     .option('--server <url>', 'API server URL the home will reach (default: the one in the kubeconfig)')
-    .action(async (peer: string, o: { kubeconfig?: string; server?: string }) => {
+    .option(
+      '--domain <domain>',
+      "the peer's home domain (its operator's --home-domain): the matchmaker shows its VM hostnames to requesters only under <requester>.<domain>",
+    );
+  for (const k of LIMIT_KEYS)
+    invite.option(
+      `--max-${k} <n>`,
+      `how many ${k} the peer's namespace may hold (ResourceQuota peer)`,
+      String(DEFAULT_PEER_LIMITS[k]),
+    );
+  invite.action(
+    async (
+      peer: string,
+      o: { kubeconfig?: string; server?: string; domain?: string } & Record<string, string>,
+    ) => {
       const kc = loadKubeConfig(o.kubeconfig);
       const server = o.server ?? kc.getCurrentCluster()?.server;
       if (!server) {
@@ -43,10 +65,18 @@ export function registerFederationCommand(program: Command): void {
       }
       const client = await KubeClient.fromKubeConfig(kc);
       try {
-        const creds = await invitePeer(client, peer, server, caOf(kc));
+        const limits: Partial<PeerLimits> = {};
+        for (const k of LIMIT_KEYS) {
+          const v = o[`max${k[0]!.toUpperCase()}${k.slice(1)}`];
+          if (v !== undefined) limits[k] = /^\d+$/.test(v) ? Number(v) : NaN;
+        }
+        const creds = await invitePeer(client, peer, server, caOf(kc), {
+          limits,
+          ...(o.domain !== undefined ? { domain: o.domain } : {}),
+        });
         process.stdout.write(renderJoinKubeconfig(creds));
       } catch (err) {
-        if (err instanceof Error && /must be a DNS-1123 label/.test(err.message)) {
+        if (err instanceof InviteError) {
           process.stderr.write(`pcloud federation invite: ${err.message}\n`);
           process.exitCode = EXIT_BAD_INPUT;
           return;
@@ -55,7 +85,8 @@ export function registerFederationCommand(program: Command): void {
       } finally {
         client.close();
       }
-    });
+    },
+  );
   fed
     .command('join <file>')
     .description(

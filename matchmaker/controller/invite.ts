@@ -12,10 +12,26 @@
  * able to reconnect), it is revoked by deleting the Secret (or the namespace), and
  * inviting again prints the same token, so invite is idempotent. A TokenRequest
  * token would need a refresh path that a home behind NAT cannot rely on.
+ *
+ * One peer must not exhaust the shared cluster: a ResourceQuota `peer` bounds how many
+ * objects its namespace holds (Offers, Requests, Leases, Secrets, ConfigMaps), so a
+ * token creating objects in a loop gets 403 "exceeded quota" at the bound; the
+ * matchmaker bounds each object's size (`--max-object-bytes`). Inviting again with
+ * other limits adjusts them.
+ *
+ * `--domain` records the peer's home domain on its namespace (annotation
+ * `personalcloud.io/home-domain`, which the peer cannot write): the matchmaker shows a
+ * host's VM hostnames to a requester only when they end in `.<requester>.<domain>`.
  */
 import { stringify } from 'yaml';
 import type { KubeClient, KubeObject } from '../../kube/client.js';
-import { PEER_ACCOUNT, PEER_TOKEN_SECRET, isPeerName, peerNamespace } from '../../api/federation.js';
+import {
+  HOME_DOMAIN_ANNOTATION,
+  PEER_ACCOUNT,
+  PEER_TOKEN_SECRET,
+  peerNameProblem,
+  peerNamespace,
+} from '../../api/federation.js';
 import { Resources as R } from '../../kube/kinds.js';
 import { applyObject, createObject } from '../../kube/apply.js';
 
@@ -41,12 +57,69 @@ export function peerRole(peer: string): KubeObject {
   };
 }
 
+/** How many objects of each kind a peer's namespace may hold (the ResourceQuota `peer`). */
+export interface PeerLimits {
+  offers: number;
+  requests: number;
+  leases: number;
+  secrets: number;
+  configmaps: number;
+}
+
+/**
+ * Defaults: a home needs one heartbeat Lease and a handful of Offers and Requests; the
+ * namespace holds one token Secret and the API server's `kube-root-ca.crt` ConfigMap.
+ */
+export const DEFAULT_PEER_LIMITS: PeerLimits = {
+  offers: 10,
+  requests: 20,
+  leases: 2,
+  secrets: 2,
+  configmaps: 2,
+};
+
+export function peerQuota(peer: string, limits: PeerLimits = DEFAULT_PEER_LIMITS): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'ResourceQuota',
+    metadata: { name: PEER_ACCOUNT, namespace: peerNamespace(peer) },
+    spec: {
+      hard: {
+        'count/offers.personalcloud.io': String(limits.offers),
+        'count/requests.personalcloud.io': String(limits.requests),
+        'count/leases.coordination.k8s.io': String(limits.leases),
+        secrets: String(limits.secrets),
+        configmaps: String(limits.configmaps),
+      },
+    },
+  };
+}
+
+export interface InviteOptions {
+  /** The peer's home domain, recorded on its namespace (HOME_DOMAIN_ANNOTATION). */
+  domain?: string;
+  limits?: Partial<PeerLimits>;
+  /** How long to wait for the token controller. */
+  timeoutMs?: number;
+}
+
 /** The objects of one peer, in apply order. */
-export function peerObjects(peer: string): KubeObject[] {
+export function peerObjects(peer: string, opts: Pick<InviteOptions, 'domain' | 'limits'> = {}): KubeObject[] {
   const namespace = peerNamespace(peer);
   const labels = { 'personalcloud.io/peer': peer, 'app.kubernetes.io/managed-by': 'personal-cloud' };
+  const quota = peerQuota(peer, { ...DEFAULT_PEER_LIMITS, ...opts.limits });
   return [
-    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace, labels } },
+    {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: {
+        name: namespace,
+        labels,
+        ...(opts.domain ? { annotations: { [HOME_DOMAIN_ANNOTATION]: opts.domain } } : {}),
+      },
+    },
+    // before anything the peer could create: the quota bounds it from the first object
+    { ...quota, metadata: { ...quota.metadata, labels } },
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: PEER_ACCOUNT, namespace, labels } },
     { ...peerRole(peer), metadata: { name: PEER_ACCOUNT, namespace, labels } },
     {
@@ -69,6 +142,11 @@ export function peerObjects(peer: string): KubeObject[] {
     },
   ];
 }
+
+/** A bad peer name, domain or limit: the command line reports it and exits 2. */
+export class InviteError extends Error {}
+
+const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 export interface JoinCredentials {
   peer: string;
@@ -103,22 +181,48 @@ export function renderJoinKubeconfig(c: JoinCredentials): string {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Until the quota controller has counted the namespace, the API server refuses every
+ * object the quota covers ("status unknown for quota"): wait for it before the token
+ * Secret, and so before the peer's first write.
+ */
+async function quotaCounting(client: KubeClient, peer: string, deadline: number): Promise<void> {
+  for (;;) {
+    const q = await client.get<
+      KubeObject & { status?: { hard?: Record<string, string>; used?: Record<string, string> } }
+    >(R.ResourceQuota, PEER_ACCOUNT, peerNamespace(peer));
+    const want = Object.keys((q?.spec as { hard?: Record<string, string> } | undefined)?.hard ?? {});
+    if (want.every((k) => q?.status?.hard?.[k] !== undefined && q.status.used?.[k] !== undefined)) return;
+    if (Date.now() > deadline)
+      throw new Error(
+        `the quota controller did not count ResourceQuota ${peerNamespace(peer)}/${PEER_ACCOUNT} in time (is kube-controller-manager running?)`,
+      );
+    await sleep(100);
+  }
+}
+
 /** Creates (or re-applies) the peer's namespace, account, RBAC and token; returns the credentials. */
 export async function invitePeer(
   client: KubeClient,
   peer: string,
   server: string,
   fallbackCaPem: string | undefined,
-  timeoutMs = 60_000,
+  opts: InviteOptions = {},
 ): Promise<JoinCredentials> {
-  if (!isPeerName(peer))
-    throw new Error(`peer name ${JSON.stringify(peer)} must be a DNS-1123 label of at most 58 characters`);
-  const types = [R.Namespace, R.ServiceAccount, R.Role, R.RoleBinding, R.Secret];
-  const objs = peerObjects(peer);
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  const problem = peerNameProblem(peer);
+  if (problem) throw new InviteError(problem);
+  if (opts.domain !== undefined && !DNS_SUBDOMAIN.test(opts.domain))
+    throw new InviteError(`--domain ${JSON.stringify(opts.domain)} must be a DNS subdomain`);
+  for (const [k, v] of Object.entries(opts.limits ?? {}))
+    if (!Number.isInteger(v) || v < 0) throw new InviteError(`limit ${k} must be an integer >= 0, got ${v}`);
+  const types = [R.Namespace, R.ResourceQuota, R.ServiceAccount, R.Role, R.RoleBinding, R.Secret];
+  const objs = peerObjects(peer, opts);
   for (let i = 0; i < objs.length; i++) {
     const obj = objs[i]!;
     const type = types[i]!;
     if (type === R.Secret) {
+      await quotaCounting(client, peer, Date.now() + timeoutMs);
       // a token Secret's data belongs to the token controller: create it once, never apply over it
       const have = await client.get(R.Secret, PEER_TOKEN_SECRET, peerNamespace(peer));
       if (!have) await createObject(client, R.Secret, obj);

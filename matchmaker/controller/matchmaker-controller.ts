@@ -22,6 +22,7 @@ import { createLogger } from '../../kube/logger.js';
 import { OperatorMetrics } from '../../kube/metrics.js';
 import { ExponentialBackoffRateLimiter } from '../../kube/work-queue.js';
 import { HEARTBEAT_LABEL, peerOfNamespace } from '../../api/federation.js';
+import { PEER_LABEL } from '../../api/labels.js';
 import { Matcher } from '../matching/index.js';
 import type { AssignmentObject, OfferObject, PassResult, RequestObject } from './pass.js';
 import { Presence, type LeaseObject } from './presence.js';
@@ -44,6 +45,8 @@ export interface MatchmakerConfig {
   logLevel: string;
   /** Concurrent API writes per pass. */
   writeConcurrency: number;
+  /** Offers and Requests whose spec is larger (JSON bytes) are ignored (Ready=False TooLarge). */
+  maxObjectBytes: number;
 }
 
 export interface RunningMatchmaker {
@@ -121,6 +124,8 @@ export async function runMatchmaker(
   const requests = informer<RequestObject>(R.Request);
   const assignments = informer<AssignmentObject>(R.Assignment);
   const leases = informer<LeaseObject>(R.Lease, `${HEARTBEAT_LABEL}=true`);
+  // peer namespaces: `federation invite` labels them and records the peer's home domain
+  const namespaces = informer<KubeObject>(R.Namespace, PEER_LABEL);
 
   // --- the controller: one key, the pass -------------------------------------------------
   // Resolves false when the current term as leader ends (so a pass waiting for the caches
@@ -133,12 +138,14 @@ export async function runMatchmaker(
       offers: () => offers.list(),
       requests: () => requests.list(),
       assignments: () => assignments.list(),
+      namespaces: () => namespaces.list(),
     },
     presence,
     matcher: new Matcher(),
     now,
     peerGraceMs: config.peerGraceMs,
     writeConcurrency: config.writeConcurrency,
+    maxObjectBytes: config.maxObjectBytes,
     log,
     debounceQuietMs: config.debounceQuietMs,
     debounceMaxMs: config.debounceMaxMs,
@@ -155,9 +162,10 @@ export async function runMatchmaker(
   const controller = new Controller(reconciler, log, metrics, { workers: 1, rateLimiter: passBackoff });
 
   const changed = (o: KubeObject): void => {
-    if (peerOfNamespace(o.metadata?.namespace) !== undefined) reconciler.changed();
+    // a namespaced object in peer-*, or the namespace peer-* itself
+    if (peerOfNamespace(o.metadata?.namespace ?? o.metadata?.name) !== undefined) reconciler.changed();
   };
-  for (const inf of [offers, requests, assignments])
+  for (const inf of [offers, requests, assignments, namespaces])
     inf.on({ add: changed, update: changed, delete: changed });
   leases.on({
     add: (l) => {

@@ -83,12 +83,14 @@ function passDeps(world: World, presence: Presence, client: KubeApi, log = pino(
       offers: () => world.offers,
       requests: () => world.requests,
       assignments: () => world.assignments,
+      namespaces: () => [],
     },
     presence,
     matcher: new Matcher(),
     now: () => T0,
     peerGraceMs: 30_000,
     writeConcurrency: 4,
+    maxObjectBytes: 65_536,
     log,
   };
 }

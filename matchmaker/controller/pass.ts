@@ -5,6 +5,14 @@
  * and Offer status. Writes go out a few at a time; every failed write is logged with its
  * object and the pass reports them all (the reconciler throws them as one AggregateError
  * and the work queue retries with backoff).
+ *
+ * What the peers wrote is checked before it counts: Offers and Requests whose spec is
+ * over `maxObjectBytes` are ignored (Ready=False TooLarge); a host's Accepted=False on
+ * an Assignment is a refusal: the Assignment is kept as its record (annotation
+ * `refused-at-generation`), the host is excluded for that Request until the Request's
+ * generation changes, the units are re-solved elsewhere, and the requester sees the
+ * host and its reason; hosts' VM reports are checked before they are copied
+ * (matching/status.ts).
  */
 import type { Logger } from 'pino';
 import type { Assignment, Offer, Request } from '../../generated/personalcloud.js';
@@ -12,16 +20,25 @@ import { applyObject, applyStatusIfChanged, errorMessage } from '../../kube/appl
 import type { KubeApi, KubeObject } from '../../kube/client.js';
 import { Resources as R, type ResourceType } from '../../kube/kinds.js';
 import { containsDesired } from '../../kube/ownership.js';
-import { LOST_ANNOTATION, MATCHMAKER_FIELD_MANAGER, peerOfNamespace } from '../../api/federation.js';
+import {
+  HOME_DOMAIN_ANNOTATION,
+  LOST_ANNOTATION,
+  MATCHMAKER_FIELD_MANAGER,
+  REFUSED_GENERATION_ANNOTATION,
+  peerOfNamespace,
+} from '../../api/federation.js';
 import {
   assignmentKeyOf,
+  exclusionKey,
   offerStatuses,
   peerMismatchStatus,
   placementKey,
   requestStatus,
+  tooLargeStatus,
   trusted,
   type Matcher,
   type Placed,
+  type Refusal,
 } from '../matching/index.js';
 import type { LeaseObject, Presence } from './presence.js';
 
@@ -45,6 +62,8 @@ export interface PassCaches {
   offers(): readonly OfferObject[];
   requests(): readonly RequestObject[];
   assignments(): readonly AssignmentObject[];
+  /** The peer namespaces (their HOME_DOMAIN_ANNOTATION says each peer's home domain). */
+  namespaces(): readonly KubeObject[];
 }
 
 export interface PassDeps {
@@ -56,6 +75,8 @@ export interface PassDeps {
   peerGraceMs: number;
   /** Concurrent API writes. */
   writeConcurrency: number;
+  /** Offers and Requests whose spec is larger (JSON bytes) are ignored. */
+  maxObjectBytes: number;
   log: Logger;
 }
 
@@ -86,14 +107,69 @@ interface Write {
 
 const inPeerNamespace = (o: KubeObject): boolean => peerOfNamespace(o.metadata?.namespace) !== undefined;
 const ref = (kind: string, o: KubeObject): string => `${kind} ${o.metadata?.namespace}/${o.metadata?.name}`;
+const specBytes = (o: { spec?: unknown }): number => Buffer.byteLength(JSON.stringify(o.spec ?? null));
+
+/** A host's refusal of an Assignment, and whether it still holds (the Request did not change since). */
+interface Refused extends Refusal {
+  assignment: AssignmentObject;
+  requestKey: string;
+  /** The Request's generation now. */
+  generation: string;
+  /** False once the Request changed: the record is deleted and the host may be chosen again. */
+  current: boolean;
+}
+
+/** Assignments their host refused (Accepted=False for the Assignment's current generation). */
+function refusals(assignments: readonly AssignmentObject[], requests: readonly RequestObject[]): Refused[] {
+  const byKey = new Map<string, RequestObject>(
+    requests.map((r) => [`${r.spec.peer}/${r.metadata?.name ?? ''}`, r]),
+  );
+  const out: Refused[] = [];
+  for (const a of assignments) {
+    if (a.metadata?.deletionTimestamp) continue;
+    const requestKey = `${a.spec.requester}/${a.spec.request}`;
+    const r = byKey.get(requestKey);
+    if (!r) continue; // withdrawn: deleted like any unwanted Assignment
+    const recorded = a.metadata?.annotations?.[REFUSED_GENERATION_ANNOTATION];
+    const c = a.status?.conditions?.find((x) => x.type === 'Accepted');
+    const refusedNow =
+      c?.status === 'False' &&
+      (c.observedGeneration === undefined || c.observedGeneration === a.metadata?.generation);
+    if (recorded === undefined && !refusedNow) continue;
+    const generation = String(r.metadata?.generation ?? '');
+    out.push({
+      assignment: a,
+      requestKey,
+      host: a.spec.host,
+      reason: c?.status === 'False' ? c.reason : 'Refused',
+      message: c?.status === 'False' ? c.message : 'refused',
+      generation,
+      current: recorded === undefined || recorded === generation,
+    });
+  }
+  return out;
+}
 
 export async function runPass(deps: PassDeps): Promise<{ result: PassResult; failures: Error[] }> {
   const { client, presence, log } = deps;
   await presence.confirmAway((name, ns) => client.get<LeaseObject>(R.Lease, name, ns));
   const present = presence.present();
   const allAssignments = deps.caches.assignments().filter(inPeerNamespace);
-  const allOffers = deps.caches.offers().filter(inPeerNamespace);
-  const allRequests = deps.caches.requests().filter(inPeerNamespace);
+  const tooLarge = new Map<KubeObject, number>();
+  for (const o of [...deps.caches.offers(), ...deps.caches.requests()]) {
+    const bytes = specBytes(o);
+    if (bytes > deps.maxObjectBytes) tooLarge.set(o, bytes);
+  }
+  const allOffers = deps.caches.offers().filter((o) => inPeerNamespace(o) && !tooLarge.has(o));
+  const allRequests = deps.caches.requests().filter((o) => inPeerNamespace(o) && !tooLarge.has(o));
+  const homeDomains = new Map<string, string>();
+  for (const ns of deps.caches.namespaces()) {
+    const peer = peerOfNamespace(ns.metadata?.name);
+    const domain = ns.metadata?.annotations?.[HOME_DOMAIN_ANNOTATION];
+    if (peer && domain) homeDomains.set(peer, domain);
+  }
+  const refused = refusals(allAssignments, trusted(allRequests));
+  const refusedKeys = new Set(refused.map((f) => assignmentKeyOf(f.assignment)));
   const lost = new Set(
     allAssignments
       .filter((a) => a.metadata?.annotations?.[LOST_ANNOTATION] !== undefined || !present.has(a.spec.host))
@@ -104,7 +180,12 @@ export async function runPass(deps: PassDeps): Promise<{ result: PassResult; fai
     offers: allOffers,
     requests: allRequests,
     assignments: allAssignments,
-    lost,
+    lost: new Set([...lost, ...refusedKeys]),
+    // a record that no longer holds still excludes in this pass: it is deleted first,
+    // so the host re-decides on a fresh Assignment
+    excluded: new Set(
+      refused.map((f) => exclusionKey(f.assignment.spec.requester, f.assignment.spec.request, f.host)),
+    ),
   });
   const { placed } = matching;
   const requestKeys = new Set(matching.instance.requests.map((r) => `${r.requester}/${r.name}`));
@@ -140,8 +221,33 @@ export async function runPass(deps: PassDeps): Promise<{ result: PassResult; fai
   // --- ... keep those on away hosts as Lost, delete the rest -----------------------------
   const wanted = new Set(placed.map(placementKey));
   const lostPlacements: Placed[] = [];
+  const refusedByKey = new Map(refused.map((f) => [assignmentKeyOf(f.assignment), f] as const));
   for (const [key, a] of existing) {
     if (wanted.has(key) || a.metadata?.deletionTimestamp) continue;
+    const f = refusedByKey.get(key);
+    if (f?.current) {
+      // the host's refusal holds until the Request changes: keep the Assignment as its record
+      if (a.metadata?.annotations?.[REFUSED_GENERATION_ANNOTATION] === f.generation) continue;
+      writes.push({
+        what: ref('Assignment', a),
+        run: () =>
+          applyObject(
+            client,
+            R.Assignment,
+            {
+              metadata: {
+                name: a.metadata?.name,
+                namespace: a.metadata?.namespace,
+                labels: a.metadata?.labels ?? {},
+                annotations: { [REFUSED_GENERATION_ANNOTATION]: f.generation },
+              },
+              spec: a.spec,
+            },
+            MATCHMAKER_FIELD_MANAGER,
+          ),
+      });
+      continue;
+    }
     if (!present.has(a.spec.host) && requestKeys.has(`${a.spec.requester}/${a.spec.request}`)) {
       // The host is away: keep the Assignment (the host keeps running it while cut
       // off), but it no longer counts; its units were re-solved elsewhere.
@@ -204,7 +310,9 @@ export async function runPass(deps: PassDeps): Promise<{ result: PassResult; fai
   for (const r of trusted(allRequests)) {
     const s = byRequest.get(`${r.spec.peer}/${r.metadata?.name ?? ''}`) ?? { live: [], lost: [] };
     assignedTotal += s.live.reduce((t, p) => t + p.units, 0);
-    status(R.Request, r, requestStatus(r, s.live, s.lost, existing, now));
+    const key = `${r.spec.peer}/${r.metadata?.name ?? ''}`;
+    const mine = refused.filter((f) => f.requestKey === key && f.current);
+    status(R.Request, r, requestStatus(r, s.live, s.lost, existing, now, { homeDomains, refusals: mine }));
   }
   const allocated = new Map<string, number>();
   for (const p of placed) allocated.set(p.host, (allocated.get(p.host) ?? 0) + p.units);
@@ -229,6 +337,13 @@ export async function runPass(deps: PassDeps): Promise<{ result: PassResult; fai
     const ok = new Set<unknown>(trusted<Offer | Request>(list));
     for (const o of list as (OfferObject | RequestObject)[])
       if (!ok.has(o) && !o.metadata?.deletionTimestamp) status(type, o, peerMismatchStatus(o, now));
+  }
+
+  // Objects over the size bound are ignored, visibly.
+  for (const [o, bytes] of tooLarge) {
+    if (!inPeerNamespace(o) || o.metadata?.deletionTimestamp) continue;
+    const type = o.kind === 'Offer' ? R.Offer : R.Request;
+    status(type, o, tooLargeStatus(o as RequestObject, bytes, deps.maxObjectBytes, now));
   }
 
   let writeCount = 0;

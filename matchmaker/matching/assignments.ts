@@ -2,7 +2,7 @@
  * The Assignments a matching wants (pure): one per (Request, host) pair with units, named
  * `assignmentName(requester, request)` in the host's namespace `peer-<host>` (the host
  * must read the whole spec to provision; api/federation.ts), labelled with requester,
- * request and host, `spec.vm` copied from the Request.
+ * request and host (values hashed down to 63 characters when longer), `spec.vm` copied from the Request.
  */
 import type { Assignment, Request } from '../../generated/personalcloud.js';
 import {
@@ -10,6 +10,7 @@ import {
   REQUESTER_LABEL,
   REQUEST_LABEL,
   assignmentName,
+  labelValue,
   peerNamespace,
 } from '../../api/federation.js';
 import type { Placed } from './instance.js';
@@ -33,7 +34,11 @@ export function desiredAssignment(p: Placed, request: Request): DesiredAssignmen
     metadata: {
       name: assignmentName(p.requester, p.request),
       namespace: peerNamespace(p.host),
-      labels: { [REQUESTER_LABEL]: p.requester, [REQUEST_LABEL]: p.request, [HOST_LABEL]: p.host },
+      labels: {
+        [REQUESTER_LABEL]: p.requester,
+        [REQUEST_LABEL]: labelValue(p.request),
+        [HOST_LABEL]: p.host,
+      },
     },
     spec: { requester: p.requester, request: p.request, host: p.host, units: p.units, vm: request.spec.vm },
   };

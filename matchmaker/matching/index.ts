@@ -9,6 +9,7 @@ export {
   boundFor,
   buildInstance,
   decodeAnswer,
+  exclusionKey,
   offeredUnits,
   trusted,
   type MatchInput,
@@ -19,8 +20,14 @@ export {
 export { API_VERSION, desiredAssignment, placementKey, type DesiredAssignment } from './assignments.js';
 export { Matcher, match, solveInstance, type Matching } from './match.js';
 export {
+  HostReportReasons,
   OfferReasons,
   PEER_MISMATCH,
+  TOO_LARGE,
+  checkHostReport,
+  tooLargeStatus,
+  type Refusal,
+  type RequestTrust,
   SatisfiedReasons,
   offerStatuses,
   peerMismatchStatus,

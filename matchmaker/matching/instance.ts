@@ -6,6 +6,7 @@
  * host (O = the sum of its Offers, R = 0) and one node per Request (R = its units,
  * O = 0). U(request, host), from `boundFor`:
  *   0                         the host is the requester itself, or its Offers exclude the requester
+ *   0                         the host refused this Request (MatchInput.excluded)
  *   placement.peers[host].max when the host is listed
  *   placement.maxPerPeer      when set
  *   unbounded                 otherwise
@@ -29,6 +30,13 @@ export interface MatchInput {
   assignments: readonly Assignment[];
   /** Assignments that carry the lost annotation or sit on an away host (by `assignmentKeyOf`). */
   lost?: ReadonlySet<string>;
+  /** (Request, host) pairs the host refused, by `exclusionKey`: U = 0 there. */
+  excluded?: ReadonlySet<string>;
+}
+
+/** The key of one (Request, host) pair in `MatchInput.excluded`. */
+export function exclusionKey(requester: string, request: string, host: string): string {
+  return `${requester}/${request}@${host}`;
 }
 
 export interface RequestRef {
@@ -110,7 +118,9 @@ export function buildInstance(input: MatchInput): MatchInstance {
   requests.forEach((r, q) => {
     req[H + q] = r.units;
     hosts.forEach((h, j) => {
-      const cap = boundFor(r.request, h, excludes.get(h));
+      const cap = input.excluded?.has(exclusionKey(r.requester, r.name, h))
+        ? 0
+        : boundFor(r.request, h, excludes.get(h));
       if (Number.isFinite(cap)) bounds.push([H + q, j, cap]);
     });
   });

@@ -4,6 +4,7 @@ import {
   Matcher,
   boundFor,
   buildInstance,
+  checkHostReport,
   match,
   offerStatuses,
   requestStatus,
@@ -140,6 +141,7 @@ describe('status builders', () => {
       [{ requester: 'alice', request: 'web', host: 'dave', units: 1 }],
       new Map([['bob/alice.web', onBob]]),
       now,
+      { homeDomains: new Map([['bob', 'bob.example']]), refusals: [] },
     );
     expect(status).toEqual({
       observedGeneration: 4,
@@ -169,8 +171,53 @@ describe('status builders', () => {
           observedGeneration: 4,
           lastTransitionTime: '2026-01-02T03:04:05Z',
         },
+        {
+          type: 'HostsAccepted',
+          status: 'True',
+          reason: 'Accepted',
+          message: 'no host refused this Request',
+          observedGeneration: 4,
+          lastTransitionTime: '2026-01-02T03:04:05Z',
+        },
+        {
+          type: 'HostReports',
+          status: 'True',
+          reason: 'Verified',
+          message: "hosts' reports checked: VM counts, phases, hostnames under <requester>.<host domain>",
+          observedGeneration: 4,
+          lastTransitionTime: '2026-01-02T03:04:05Z',
+        },
       ],
     });
+  });
+
+  it("checks a host's report before the requester sees it: count, phases, hostnames under the host's domain", () => {
+    const vm = (name: string, phase: string, hostname?: string) => ({
+      name,
+      phase,
+      ...(hostname ? { hostname } : {}),
+    });
+    expect(
+      checkHostReport('alice', 'bob', 2, 'bob.example', [
+        vm('web-0', 'Running', 'web-0.alice.bob.example'),
+        vm('web-1', 'Running', 'login.yourbank.example'),
+        vm('web-2', 'Running', 'web-2.alice.bob.example'),
+      ]),
+    ).toEqual({
+      vms: [vm('web-0', 'Running', 'web-0.alice.bob.example'), vm('web-1', 'Running')],
+      problems: [
+        'reported 3 VMs for 2 unit(s); only the first 2 shown',
+        'VM web-1: hostname login.yourbank.example is not under alice.bob.example',
+      ],
+    });
+    expect(checkHostReport('alice', 'bob', 2, 'bob.example', [vm('a', 'Hacked')]).vms).toEqual([]);
+    // a hostname that nests deeper, or a host that declared no domain, is not shown either
+    expect(
+      checkHostReport('alice', 'bob', 1, 'bob.example', [vm('a', 'Running', 'x.y.alice.bob.example')]).vms,
+    ).toEqual([vm('a', 'Running')]);
+    expect(
+      checkHostReport('alice', 'bob', 1, undefined, [vm('a', 'Running', 'a.alice.bob.example')]).vms,
+    ).toEqual([vm('a', 'Running')]);
   });
 
   it("a peer's allocated units fill its Offers oldest first; an away peer's Offers are PeerAway", () => {

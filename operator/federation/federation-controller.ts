@@ -8,10 +8,12 @@
  *   beat  the Lease `heartbeat` in peer-<me> is renewed every heartbeat interval;
  *   down  Assignments in peer-<me> with spec.host == me are copied into the local
  *         namespace `federation`, where the hosted Assignment controller provisions
- *         them; a copy whose upstream is gone is deleted (which tears its VMs down);
- *   back  the local copies' status (phase, VMs) is pushed to the upstream /status, and
- *         the upstream status of this home's Requests and Offers (placements, VM
- *         hostnames, allocated units) is copied into the local objects' status.
+ *         them; a copy whose upstream is gone is deleted (which tears its VMs down); the
+ *         local copy's spec is the upstream one (fields added at home are replaced);
+ *   back  the local copies' status (phase, VMs, Ready and Accepted) is pushed to the
+ *         upstream /status, and the upstream status of this home's Requests and Offers
+ *         (placements, VM hostnames, allocated units) is copied into the local objects'
+ *         status.
  *
  * Nothing is torn down because the matchmaker is unreachable: the upstream caches keep
  * their last state while the watches reconnect, and deletions are acted on only when
@@ -62,6 +64,8 @@ export interface FederationOptions {
 }
 
 const mirroredLabels = { [MIRRORED_LABEL]: 'true', [MANAGED_BY_LABEL]: MANAGED_BY };
+/** The hosted Assignment's conditions reported to the matchmaker. */
+const PUSHED_CONDITIONS = ['Ready', 'Accepted'] as const;
 
 function microTime(d: Date): string {
   return d.toISOString().replace('Z', '000Z');
@@ -252,52 +256,68 @@ async function pull(
     },
     spec: remote.spec,
   };
-  if (!local || !containsDesired(local, desired)) {
+  if (!local || !sameContent(local.spec, remote.spec) || !containsDesired(local, desired)) {
     local = await applyObject<AssignmentObject>(
       o.local.client,
       R.Assignment,
       desired,
       FEDERATION_FIELD_MANAGER,
     );
+    if (!sameContent(local.spec, remote.spec)) {
+      // fields added to the local copy by another manager (e.g. spec.vm.sshKeys by hand):
+      // the upstream spec is the truth, replace the local spec outright
+      local = await o.local.client.request<AssignmentObject>(
+        'PUT',
+        resourcePath(R.Assignment, LOCAL_ASSIGNMENT_NAMESPACE, name),
+        { body: { ...local, spec: remote.spec } },
+      );
+      log.warn('local copy had fields the matchmaker did not write: spec replaced by the upstream one');
+    }
     log.info({ units: remote.spec.units }, 'hosted assignment pulled from the matchmaker');
   }
-  // Provisioning status up to the matchmaker.
+  // Provisioning status up to the matchmaker: phase, VMs, and the Ready and Accepted
+  // conditions (a refusal must reach the matchmaker, which re-solves elsewhere). A
+  // condition computed for the local copy's current generation is for the upstream
+  // spec it equals, so it carries the upstream generation.
   const ls = local.status;
   if (!ls?.phase) return;
-  const ready = ls.conditions?.find((c) => c.type === 'Ready');
+  const current = sameContent(local.spec, remote.spec);
+  const upCondition = (c: NonNullable<typeof ls.conditions>[number]): Record<string, unknown> => ({
+    type: c.type,
+    status: c.status,
+    reason: c.reason,
+    message: c.message,
+    lastTransitionTime: c.lastTransitionTime,
+    ...(current &&
+    c.observedGeneration !== undefined &&
+    c.observedGeneration === local.metadata?.generation &&
+    remote.metadata?.generation !== undefined
+      ? { observedGeneration: remote.metadata.generation }
+      : {}),
+  });
+  const pick = (list: typeof ls.conditions): NonNullable<typeof ls.conditions> =>
+    PUSHED_CONDITIONS.flatMap((t) => list?.filter((c) => c.type === t) ?? []);
+  const mine = pick(ls.conditions);
   const push: Record<string, unknown> = {
     phase: ls.phase,
     vms: ls.vms ?? [],
-    ...(ready
-      ? {
-          conditions: [
-            {
-              type: 'Ready',
-              status: ready.status,
-              reason: ready.reason,
-              message: ready.message,
-              lastTransitionTime: ready.lastTransitionTime,
-            },
-          ],
-        }
-      : {}),
+    ...(mine.length ? { conditions: mine.map(upCondition) } : {}),
   };
   const rs = remote.status ?? {};
-  const remoteReady = rs.conditions?.find((c) => c.type === 'Ready');
+  const theirs = pick(rs.conditions).filter((c) => mine.some((m) => m.type === c.type));
   const seen = {
     phase: rs.phase,
     vms: rs.vms ?? [],
-    ...(ready && remoteReady
+    ...(mine.length
       ? {
-          conditions: [
-            {
-              type: 'Ready',
-              status: remoteReady.status,
-              reason: remoteReady.reason,
-              message: remoteReady.message,
-              lastTransitionTime: remoteReady.lastTransitionTime,
-            },
-          ],
+          conditions: theirs.map((c) => ({
+            type: c.type,
+            status: c.status,
+            reason: c.reason,
+            message: c.message,
+            lastTransitionTime: c.lastTransitionTime,
+            ...(c.observedGeneration !== undefined ? { observedGeneration: c.observedGeneration } : {}),
+          })),
         }
       : {}),
   };
