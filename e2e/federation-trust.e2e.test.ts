@@ -153,11 +153,30 @@ describe('trust across real control planes', () => {
   });
 
   it('item 8: fields added by hand to the local copy at the host are replaced and never reach a VM', async () => {
+    // its own Request, placed on carol (bob excluded by the placement), so this test stands alone
+    await apply('carol', [offer('carol', 2)]);
+    await apply('alice', [
+      {
+        apiVersion: 'personalcloud.io/v1alpha1',
+        kind: 'Request',
+        metadata: { name: 'db', namespace: 'default' },
+        spec: {
+          peer: 'alice',
+          units: 1,
+          placement: { peers: [{ peer: 'bob', max: 0 }] },
+          vm: { image: IMAGE },
+        },
+      },
+    ]);
+    await eventually('alice.db hosted at carol', async () => {
+      const vm = await fed.home('carol').client.get(R.VirtualMachine, 'db-0', 'tenant-alice');
+      return vm !== undefined;
+    });
     const key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIntruderIntruderIntruderIntruderXX intruder@evil';
     await kubectl('carol', [
       'patch',
       'assignment',
-      'alice.web',
+      'alice.db',
       '-n',
       'federation',
       '--type=merge',
@@ -169,7 +188,7 @@ describe('trust across real control planes', () => {
     await eventually(
       'the local copy repaired',
       async () => {
-        const a = await fed.home('carol').client.get<A>(R.Assignment, 'alice.web', 'federation');
+        const a = await fed.home('carol').client.get<A>(R.Assignment, 'alice.db', 'federation');
         return a !== undefined && a.spec.vm.sshKeys === undefined && a.spec.vm.cloudInit === undefined;
       },
       30_000,
@@ -186,7 +205,7 @@ describe('trust across real control planes', () => {
     await consistently(
       'the local copy and the VM stay clean',
       async () => {
-        const a = await fed.home('carol').client.get<A>(R.Assignment, 'alice.web', 'federation');
+        const a = await fed.home('carol').client.get<A>(R.Assignment, 'alice.db', 'federation');
         const found = await carrying('carol', 'alice', ['intruder', 'pwned']);
         return a?.spec.vm.sshKeys === undefined && found.length === 0;
       },
