@@ -320,6 +320,35 @@ describe('item 10: a steady state makes no writes', () => {
   });
 });
 
+describe('item 7 (host side): a Tenant refused as DuplicatePeer', () => {
+  it('its Assignment is refused with Accepted=False DuplicatePeer (so the refusal can flow back), not left waiting', async () => {
+    // An older Tenant made by hand already hosts peer frank in namespace tenant-frank.
+    await client.create({
+      apiVersion: 'personalcloud.io/v1alpha1',
+      kind: 'Tenant',
+      metadata: { name: 'frank-by-hand' },
+      spec: { peer: 'frank', units: 1, network: { subnet: '198.18.0.0/24' } },
+    });
+    await eventually('frank-by-hand has its namespace', async () => {
+      const t = await client.get(Resources.Tenant, 'frank-by-hand');
+      return condition(t, 'NamespaceReady')?.status === 'True';
+    });
+    await client.create(assignment('frank-web', 'frank', 1));
+    const a = await eventually('frank-web refused', async () => {
+      const x = await client.get(Resources.Assignment, 'frank-web', NS);
+      return condition(x, 'Accepted')?.status === 'False' ? x : undefined;
+    });
+    expect(condition(a, 'Accepted')).toMatchObject({
+      reason: 'DuplicatePeer',
+      message: 'peer frank is already hosted here by the older Tenant frank-by-hand',
+    });
+    expect(condition(a, 'Ready')?.status).toBe('False');
+    // No younger, doomed Tenant was made for it, and nothing runs for it.
+    expect(await client.get(Resources.Tenant, 'frank')).toBeUndefined();
+    expect(await vmCount('tenant-frank')).toBe(0);
+  });
+});
+
 describe('without an Offer nothing is hosted', () => {
   it('deleting the Offer refuses every Assignment with NoOffer and removes their VMs', async () => {
     await client.delete(Resources.Offer, 'home', NS);

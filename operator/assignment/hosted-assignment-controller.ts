@@ -112,7 +112,6 @@ const ASSIGNMENT_CHILDREN: ReadonlyArray<{
   },
 ];
 
-/** The Assignment key a child belongs to, from its labels. */
 /** Why the requester's Tenant cannot take VMs yet (its Ready condition, with its reason), or undefined. */
 export function tenantNotReady(
   tenant: TenantObject | undefined,
@@ -132,6 +131,7 @@ export function tenantNotReady(
   };
 }
 
+/** The Assignment key a child belongs to, from its labels. */
 export function assignmentOwnerKey(child: KubeObject): string | undefined {
   const labels = child.metadata?.labels ?? {};
   const name = labels[ASSIGNMENT_LABEL];

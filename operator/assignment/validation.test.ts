@@ -437,3 +437,32 @@ describe('admitAssignments: the host caps what it hosts by its own Offer', () =>
     expect(r.unitsByRequester.size).toBe(0);
   });
 });
+
+describe('admitAssignments: a peer already hosted by another, older Tenant', () => {
+  const stamped = (t: Tenant, name: string, created: string): Tenant => ({
+    ...t,
+    metadata: { name, creationTimestamp: new Date(created) },
+  });
+  it('refuses the Assignment with DuplicatePeer, naming that Tenant, and counts none of its units', () => {
+    const byHand = stamped(tenant('bob'), 'bob-by-hand', '2024-01-01T00:00:00Z');
+    const r = admitAssignments([assignment('web', { units: 2 })], new Map([['bob-by-hand', byHand]]), home);
+    expect(reasons(r)).toEqual({ 'matchmaker/web': 'DuplicatePeer' });
+    expect(r.problems.get('matchmaker/web')?.message).toBe(
+      'peer bob is already hosted here by the older Tenant bob-by-hand',
+    );
+    expect(r.unitsByRequester.get('bob') ?? 0).toBe(0);
+  });
+  it('admits it when the requester’s own Tenant is the older one', () => {
+    const own = stamped(tenant('bob'), 'bob', '2024-01-01T00:00:00Z');
+    const younger = stamped(tenant('bob'), 'bob-by-hand', '2025-06-01T00:00:00Z');
+    const r = admitAssignments(
+      [assignment('web')],
+      new Map([
+        ['bob', own],
+        ['bob-by-hand', younger],
+      ]),
+      home,
+    );
+    expect(r.problems.size).toBe(0);
+  });
+});

@@ -10,6 +10,7 @@ import { hostnameSuffixFor, type Home } from '../home.js';
 import { tenantNamespaceName } from '../../api/labels.js';
 import { routeName, serviceName } from './routes.js';
 import { vmNames } from './virtual-machines.js';
+import { ageOrder } from '../tenant/validation.js';
 
 export const AssignmentReasons = {
   DuplicateHostname: 'DuplicateHostname',
@@ -20,6 +21,7 @@ export const AssignmentReasons = {
   ExceedsOffer: 'ExceedsOffer',
   NoOffer: 'NoOffer',
   CloudInitTooLarge: 'CloudInitTooLarge',
+  DuplicatePeer: 'DuplicatePeer',
 } as const;
 export type AssignmentReason = (typeof AssignmentReasons)[keyof typeof AssignmentReasons];
 
@@ -111,6 +113,24 @@ export interface AdmissionResult {
  * offers (a host trusts its own Offer, not the matchmaker's arithmetic). With no Offer
  * nothing is hosted.
  */
+/** An older Tenant, other than the requester's own, whose namespace is the requester's. */
+function duplicatePeerTenant(
+  requester: string,
+  own: Tenant | undefined,
+  tenants: ReadonlyMap<string, Tenant>,
+): Tenant | undefined {
+  const ns = tenantNamespaceName(requester);
+  return [...tenants.values()]
+    .filter(
+      (o) =>
+        o.metadata?.name !== requester &&
+        !o.metadata?.deletionTimestamp &&
+        tenantNamespaceName(o.spec.peer) === ns &&
+        (own === undefined || ageOrder(o, own) < 0),
+    )
+    .sort(ageOrder)[0];
+}
+
 export function admitAssignments(
   assignments: readonly Assignment[],
   tenants: ReadonlyMap<string, Tenant>,
@@ -122,6 +142,20 @@ export function admitAssignments(
   let hosted = 0;
   for (const a of [...assignments].sort(byAge)) {
     const key0 = assignmentKey(a);
+    // Another, older Tenant already hosts this peer (made by hand): the requester's Tenant
+    // would be refused as DuplicatePeer and never get a namespace, so the Assignment is
+    // refused now and its units go elsewhere (issue 13 item 7).
+    const occupant = duplicatePeerTenant(a.spec.requester, tenants.get(a.spec.requester), tenants);
+    if (occupant) {
+      problems.set(
+        key0,
+        new AssignmentProblem(
+          AssignmentReasons.DuplicatePeer,
+          `peer ${a.spec.requester} is already hosted here by the older Tenant ${occupant.metadata?.name ?? ''}`,
+        ),
+      );
+      continue;
+    }
     if (home.offeredUnits === undefined) {
       problems.set(
         key0,

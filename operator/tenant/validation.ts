@@ -128,7 +128,8 @@ export function checkQuota(t: Tenant, unit: Home['unit']): TenantQuota | TenantP
   }
 }
 
-function ageOrder(a: Tenant, b: Tenant): number {
+/** Oldest first (creation time, then name): the older of two conflicting Tenants wins. */
+export function ageOrder(a: Tenant, b: Tenant): number {
   const ta = a.metadata?.creationTimestamp ? new Date(a.metadata.creationTimestamp).getTime() : 0;
   const tb = b.metadata?.creationTimestamp ? new Date(b.metadata.creationTimestamp).getTime() : 0;
   return ta - tb || (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? '');
