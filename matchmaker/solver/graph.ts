@@ -1,7 +1,8 @@
 // A flow network over typed arrays: arcs 2e (forward) and 2e+1 (reverse), adjacency in CSR.
 // Max flow is Dinic (BFS levels + iterative blocking-flow DFS with current-arc pointers);
 // min-cost max flow is successive shortest paths with Dijkstra on reduced costs (all
-// costs are non-negative) followed by a blocking flow on the zero-reduced-cost arcs.
+// costs are non-negative) followed by a blocking flow on the zero-reduced-cost arcs. Both
+// run the one `blockingFlow` phase, parameterised by the admissible arcs (as capacities).
 
 export class FlowGraph {
   readonly nodes: number;
@@ -98,78 +99,12 @@ export class FlowGraph {
 
   /** Dinic's max flow from s to t; returns its value. */
   maxflow(s: number, t: number): number {
-    const { start, adj } = this.csr();
-    const N = this.nodes;
-    const head = this.head;
-    const cap = this.cap;
-    const level = new Int32Array(N);
-    const queue = new Int32Array(N);
-    const it = new Int32Array(N);
-    const path = new Int32Array(N);
+    const w = this.workspace();
     let total = 0;
     for (;;) {
-      level.fill(-1);
-      level[s] = 0;
-      let qh = 0;
-      let qt = 0;
-      queue[qt++] = s;
-      while (qh < qt) {
-        const u = queue[qh++]!;
-        const lu = level[u]!;
-        if (level[t]! >= 0 && lu >= level[t]!) break;
-        for (let p = start[u]!, pe = start[u + 1]!; p < pe; p++) {
-          const a = adj[p]!;
-          if (cap[a]! > 0) {
-            const v = head[a]!;
-            if (level[v]! < 0) {
-              level[v] = lu + 1;
-              queue[qt++] = v;
-            }
-          }
-        }
-      }
-      if (level[t]! < 0) return total;
-      for (let v = 0; v < N; v++) it[v] = start[v]!;
-      // iterative DFS: path[0..depth-1] are arcs from s
-      let depth = 0;
-      let u = s;
-      for (;;) {
-        if (u === t) {
-          let b = Infinity;
-          for (let d = 0; d < depth; d++) b = Math.min(b, cap[path[d]!]!);
-          let back = depth;
-          for (let d = 0; d < depth; d++) {
-            const a = path[d]!;
-            cap[a]! -= b;
-            cap[a ^ 1]! += b;
-            if (cap[a] === 0 && back === depth) back = d;
-          }
-          total += b;
-          depth = back;
-          u = depth === 0 ? s : head[path[depth - 1]!]!;
-          continue;
-        }
-        let advanced = false;
-        const lu = level[u]! + 1;
-        for (let p = it[u]!, pe = start[u + 1]!; p < pe; p++) {
-          const a = adj[p]!;
-          const v = head[a]!;
-          if (cap[a]! > 0 && level[v] === lu) {
-            it[u] = p;
-            path[depth++] = a;
-            u = v;
-            advanced = true;
-            break;
-          }
-        }
-        if (advanced) continue;
-        it[u] = start[u + 1]!;
-        level[u] = -1;
-        if (depth === 0) break;
-        depth--;
-        u = head[path[depth]! ^ 1]!;
-        it[u]!++;
-      }
+      const f = this.blockingFlow(s, t, this.cap, w);
+      if (f === 0) return total;
+      total += f;
     }
   }
 
@@ -187,13 +122,15 @@ export class FlowGraph {
     const dist = new Float64Array(N);
     const heapV = new Int32Array(2 * this.arcs + N + 1);
     const heapD = new Float64Array(2 * this.arcs + N + 1);
-    const level = new Int32Array(N);
-    const queue = new Int32Array(N);
-    const it = new Int32Array(N);
-    const path = new Int32Array(N);
-    let flow = 0;
-    let total = 0;
+    const w = this.workspace();
     const EPS = 1e-9;
+    const m2 = 2 * this.arcs;
+    // The phase's admissible arcs: residual capacity on arcs of zero reduced cost, 0 elsewhere.
+    // (An arc and its reverse have opposite reduced costs, so both are in or both out.)
+    const admissible = new Float64Array(m2);
+    const zeroReducedCost = (a: number): boolean =>
+      Math.abs(cost[a]! + pot[head[a ^ 1]!]! - pot[head[a]!]!) <= EPS;
+    let flow = 0;
     for (;;) {
       // Dijkstra on reduced costs (lazy binary heap)
       dist.fill(Infinity);
@@ -244,69 +181,119 @@ export class FlowGraph {
           }
         }
       }
-      if (dist[t] === Infinity) return [flow, total];
+      if (dist[t] === Infinity) break;
       const dt = dist[t]!;
       for (let v = 0; v < N; v++) pot[v]! += Math.min(dist[v]!, dt);
-      // blocking flow on arcs of zero reduced cost (Dinic levels within them)
-      level.fill(-1);
-      level[s] = 0;
-      let qh = 0;
-      let qt = 0;
-      queue[qt++] = s;
-      while (qh < qt) {
-        const u = queue[qh++]!;
-        for (let p = start[u]!, pe = start[u + 1]!; p < pe; p++) {
-          const a = adj[p]!;
-          if (cap[a]! <= 0) continue;
+      for (let a = 0; a < m2; a++) admissible[a] = zeroReducedCost(a) ? cap[a]! : 0;
+      const f = this.blockingFlow(s, t, admissible, w);
+      if (f === 0) throw new Error('minCostMaxFlow: no admissible path (internal error)');
+      for (let a = 0; a < m2; a++) if (zeroReducedCost(a)) cap[a] = admissible[a]!;
+      flow += f;
+    }
+    // every unit pays the cost of each arc it crosses: sum over forward arcs
+    let total = 0;
+    for (let e = 0; e < this.arcs; e++) total += (this.orig[e]! - cap[2 * e]!) * cost[2 * e]!;
+    return [flow, total];
+  }
+
+  private workspace(): Workspace {
+    const N = this.nodes;
+    return {
+      level: new Int32Array(N),
+      queue: new Int32Array(N),
+      it: new Int32Array(N),
+      path: new Int32Array(N),
+    };
+  }
+
+  /**
+   * One phase of Dinic's algorithm over the admissible arcs, given as the residual
+   * capacities the phase may use (`cap`: the graph's own for max flow; for min-cost flow
+   * a copy with every arc of non-zero reduced cost at 0): BFS levels from s, then a
+   * blocking flow by iterative DFS with current-arc pointers, pushed into `cap`. Returns
+   * the flow pushed; 0 when t is not reachable. Admissibility as capacities keeps the
+   * inner loops free of a per-arc test, so max flow runs exactly the loops it had alone.
+   */
+  private blockingFlow(
+    s: number,
+    t: number,
+    cap: Float64Array,
+    { level, queue, it, path }: Workspace,
+  ): number {
+    const { start, adj } = this.csr();
+    const N = this.nodes;
+    const head = this.head;
+    level.fill(-1);
+    level[s] = 0;
+    let qh = 0;
+    let qt = 0;
+    queue[qt++] = s;
+    while (qh < qt) {
+      const u = queue[qh++]!;
+      const lu = level[u]!;
+      // nodes at t's level or deeper are on no shortest path to t
+      if (level[t]! >= 0 && lu >= level[t]!) break;
+      for (let p = start[u]!, pe = start[u + 1]!; p < pe; p++) {
+        const a = adj[p]!;
+        if (cap[a]! > 0) {
           const v = head[a]!;
-          if (level[v]! >= 0) continue;
-          if (Math.abs(cost[a]! + pot[u]! - pot[v]!) > EPS) continue;
-          level[v] = level[u]! + 1;
-          queue[qt++] = v;
-        }
-      }
-      if (level[t]! < 0) throw new Error('minCostMaxFlow: no admissible path (internal error)');
-      for (let v = 0; v < N; v++) it[v] = start[v]!;
-      let depth = 0;
-      let u = s;
-      for (;;) {
-        if (u === t) {
-          let b = Infinity;
-          for (let d = 0; d < depth; d++) b = Math.min(b, cap[path[d]!]!);
-          let back = depth;
-          for (let d = 0; d < depth; d++) {
-            const a = path[d]!;
-            cap[a]! -= b;
-            cap[a ^ 1]! += b;
-            total += b * cost[a]!;
-            if (cap[a] === 0 && back === depth) back = d;
-          }
-          flow += b;
-          depth = back;
-          u = depth === 0 ? s : head[path[depth - 1]!]!;
-          continue;
-        }
-        let advanced = false;
-        const lu = level[u]! + 1;
-        for (let p = it[u]!, pe = start[u + 1]!; p < pe; p++) {
-          const a = adj[p]!;
-          const v = head[a]!;
-          if (cap[a]! > 0 && level[v] === lu && Math.abs(cost[a]! + pot[u]! - pot[v]!) <= EPS) {
-            it[u] = p;
-            path[depth++] = a;
-            u = v;
-            advanced = true;
-            break;
+          if (level[v]! < 0) {
+            level[v] = lu + 1;
+            queue[qt++] = v;
           }
         }
-        if (advanced) continue;
-        it[u] = start[u + 1]!;
-        level[u] = -1;
-        if (depth === 0) break;
-        depth--;
-        u = head[path[depth]! ^ 1]!;
-        it[u]!++;
       }
     }
+    if (level[t]! < 0) return 0;
+    for (let v = 0; v < N; v++) it[v] = start[v]!;
+    // iterative DFS: path[0..depth-1] are arcs from s
+    let pushed = 0;
+    let depth = 0;
+    let u = s;
+    for (;;) {
+      if (u === t) {
+        let b = Infinity;
+        for (let d = 0; d < depth; d++) b = Math.min(b, cap[path[d]!]!);
+        let back = depth;
+        for (let d = 0; d < depth; d++) {
+          const a = path[d]!;
+          cap[a]! -= b;
+          cap[a ^ 1]! += b;
+          if (cap[a] === 0 && back === depth) back = d;
+        }
+        pushed += b;
+        depth = back;
+        u = depth === 0 ? s : head[path[depth - 1]!]!;
+        continue;
+      }
+      let advanced = false;
+      const lu = level[u]! + 1;
+      for (let p = it[u]!, pe = start[u + 1]!; p < pe; p++) {
+        const a = adj[p]!;
+        const v = head[a]!;
+        if (cap[a]! > 0 && level[v] === lu) {
+          it[u] = p;
+          path[depth++] = a;
+          u = v;
+          advanced = true;
+          break;
+        }
+      }
+      if (advanced) continue;
+      it[u] = start[u + 1]!;
+      level[u] = -1;
+      if (depth === 0) return pushed;
+      depth--;
+      u = head[path[depth]! ^ 1]!;
+      it[u]!++;
+    }
   }
+}
+
+/** Scratch arrays of one max-flow run, reused by its phases. */
+interface Workspace {
+  level: Int32Array;
+  queue: Int32Array;
+  it: Int32Array;
+  path: Int32Array;
 }
