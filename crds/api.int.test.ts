@@ -445,7 +445,7 @@ describe('personalcloud.io/v1alpha1 on a real kube-apiserver', () => {
     expect(invalid.length).toBeGreaterThanOrEqual(20);
   });
 
-  test('defaults: bandwidth 10M, spread false, protocol HTTP, subnet 10.200.0.0/24', async () => {
+  test('defaults: bandwidth 10M, spread false, protocol HTTP, subnet 198.18.0.0/24', async () => {
     const bare = (obj: Obj, drop: string[]) => drop.reduce((o, path) => withValue(o, path, undefined), obj);
     for (const obj of [
       bare(offer('defaults'), ['spec.bandwidth']),
@@ -467,7 +467,7 @@ describe('personalcloud.io/v1alpha1 on a real kube-apiserver', () => {
     const t = (await getJson('tenants.personalcloud.io/defaults')) as unknown as {
       spec: { network: unknown; bandwidth: unknown };
     };
-    expect(t.spec.network).toEqual({ subnet: '10.200.0.0/24' });
+    expect(t.spec.network).toEqual({ subnet: '198.18.0.0/24' });
     expect(t.spec.bandwidth).toEqual({ ingress: '10M', egress: '10M' });
   });
 
@@ -487,7 +487,7 @@ describe('personalcloud.io/v1alpha1 on a real kube-apiserver', () => {
     expect(res.stdout).toMatch(/NAME\s+REQUESTER\s+HOST\s+UNITS\s+PHASE\s+READY\s+AGE/);
     const tenants = await cp.kubectl(['get', 'tn', 'bob']);
     expect(tenants.stdout).toMatch(
-      /NAME\s+PEER\s+UNITS\s+SUBNET\s+NAMESPACE\s+READY\s+AGE\nbob\s+bob\s+2\s+10\.200\.0\.0\/24/,
+      /NAME\s+PEER\s+UNITS\s+SUBNET\s+NAMESPACE\s+READY\s+AGE\nbob\s+bob\s+2\s+198\.18\.0\.0\/24/,
     );
     const all = await cp.kubectl(['get', 'personalcloud', '-A', '-o', 'name']);
     for (const name of [

@@ -30,7 +30,6 @@ import { desiredNamespace } from './namespace.js';
 import { desiredCiliumNetworkPolicies } from './network-policies.js';
 import { desiredNetworkAttachmentDefinition } from './network.js';
 import { QUOTA_NAME, desiredLimitRange, desiredResourceQuota } from './quota.js';
-import { containsDesired } from '../../kube/ownership.js';
 import { desiredRole, desiredRoleBinding } from './rbac.js';
 import { tenantStatus } from './status.js';
 import {
@@ -232,13 +231,16 @@ export class TenantReconciler implements Reconciler {
       else if (namespaces.get(ns)?.metadata?.deletionTimestamp)
         failAll('NamespaceTerminating', `namespace ${ns} is still terminating`);
       await sync(inNamespace);
-      // Ready never lies: until kube-controller-manager has computed the quota's status
-      // the API server refuses every VM in the namespace ("status unknown for quota").
+      // Ready never lies: until kube-controller-manager has first computed the quota's
+      // status the API server refuses every VM in the namespace ("status unknown for
+      // quota"). After a resize the quota stays enforced with its previous limits until
+      // recomputed, so only a quota never computed is pending: a running tenant does not
+      // flap to not-Ready (and its Assignments with it) each time its units change.
       if (!conditions.has(TenantConditions.Quota) && !(plan.quota instanceof TenantProblem)) {
-        const hard = desiredResourceQuota(tenant, plan.quota).spec.hard;
         const observed = this.cache(Resources.ResourceQuota).get(QUOTA_NAME, ns)?.status as
           { hard?: Record<string, string> } | undefined;
-        if (!containsDesired(observed?.hard, hard)) {
+        const computed = Object.keys(observed?.hard ?? {}).length > 0;
+        if (!computed) {
           fail(
             TenantConditions.Quota,
             'QuotaPending',
