@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { Assignment, Offer, Request } from '../generated/personalcloud.js';
 import { LOST_ANNOTATION, peerNamespace } from '../api/federation.js';
-import { buildInstance } from '../matchmaker/controller/matching.js';
+import { buildInstance } from '../matchmaker/matching/index.js';
 import { solve } from '../matchmaker/solver/index.js';
 import { ApiError, type KubeClient, type KubeObject } from '../kube/client.js';
 import { CLI, LocalFederation } from '../dev/federation-harness.js';

@@ -7,7 +7,7 @@ import { LocalFederation } from '../federation-harness.js';
 import { repoRoot } from '../paths.js';
 import type { Assignment, Offer, Request } from '../../generated/personalcloud.js';
 import { LOST_ANNOTATION } from '../../api/federation.js';
-import { buildInstance } from '../../matchmaker/controller/matching.js';
+import { buildInstance } from '../../matchmaker/matching/index.js';
 import { solve } from '../../matchmaker/solver/index.js';
 import type { KubeObject } from '../../kube/client.js';
 import { Resources as R } from '../../kube/kinds.js';
