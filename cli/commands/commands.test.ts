@@ -1,5 +1,5 @@
 import { jest } from '@jest/globals';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { matchCommand } from './match.js';
@@ -14,6 +14,7 @@ import type { Assignment } from '../../generated/personalcloud.js';
 
 describe('command functions', () => {
   const dir = mkdtempSync(join(tmpdir(), 'pcloud-solver-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const file = (name: string, text: string): string => {
     const p = join(dir, name);
     writeFileSync(p, text);
@@ -157,7 +158,10 @@ describe('command functions', () => {
     expect(text.split('\n')[0]).toBe(CSV_HEADER);
     expect(text.split('\n')).toHaveLength(1 + 20 * 4 + 1);
     expect(readFileSync(svg!, 'utf8')).toContain('<svg');
-    expect(simulate(4, 20, 3)).toEqual(simulate(4, 20, 3));
+    // The seed decides the runs: the same seed repeats them, another seed does not.
+    const again = simulate(4, 20, 3);
+    expect(again).toEqual(simulate(4, 20, 3));
+    expect(simulate(4, 20, 4)).not.toEqual(again);
     expect(() => simulateCommand({ figure: '6', seed: '1', out: dir })).toThrow('--figure: expected 4 or 5');
     expect(() => simulateCommand({ figure: '4', trials: '0', seed: '1', out: dir })).toThrow('--trials');
   });
