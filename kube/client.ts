@@ -58,11 +58,6 @@ export function isConflict(err: unknown): boolean {
   return err instanceof ApiError && err.statusCode === 409;
 }
 
-/** 4xx other than conflict / throttling: the request itself is wrong and will stay wrong. */
-export function isInvalid(err: unknown): boolean {
-  return err instanceof ApiError && (err.statusCode === 422 || err.statusCode === 400);
-}
-
 export type RequestObserver = (method: string, statusCode: number) => void;
 
 /** One `Warning` header of an API response (RFC 7234: `299 - "text"`). */

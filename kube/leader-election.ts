@@ -32,7 +32,8 @@ interface Lease extends KubeObject {
   spec?: LeaseSpec;
 }
 
-function microTime(d: Date): string {
+/** A metav1.MicroTime (what Lease times are): RFC 3339 with microseconds. */
+export function microTime(d: Date): string {
   return d.toISOString().replace('Z', '000Z');
 }
 

@@ -10,14 +10,8 @@ import type { NetworkAttachmentDefinition } from '../generated/multus.js';
 import type { VirtualMachine } from '../generated/kubevirt.js';
 import type { Assignment, Tenant } from '../generated/personalcloud.js';
 import { ControlPlane } from '../dev/control-plane.js';
-import {
-  ApiError,
-  KubeClient,
-  isInvalid,
-  type ApiWarning,
-  type Desired,
-  type KubeObject,
-} from '../kube/client.js';
+import { ApiError, KubeClient, type ApiWarning, type Desired, type KubeObject } from '../kube/client.js';
+import { isTerminalApiError } from '../kube/apply.js';
 import { Resources } from '../kube/kinds.js';
 import { parseCidr } from './network-address.js';
 import { desiredGateway, desiredHTTPRoutes, desiredServices, desiredTLSRoutes } from './assignment/routes.js';
@@ -200,7 +194,7 @@ describe('a misspelled field in a child is an error naming the field, on every k
 
   it.each(cases)('$what', async ({ name, write, field }) => {
     const err = await rejection(() => write(name));
-    expect({ statusCode: err.statusCode, reason: err.reason, invalid: isInvalid(err) }).toEqual({
+    expect({ statusCode: err.statusCode, reason: err.reason, invalid: isTerminalApiError(err) }).toEqual({
       statusCode: 400,
       reason: 'BadRequest',
       invalid: true,

@@ -41,6 +41,7 @@ import type { Controller, ReconcileResult, Reconciler } from '../../kube/control
 import { ControllerBuilder, type CacheOptions, type ControllerHost } from '../../kube/manager.js';
 import { Informer } from '../../kube/informer.js';
 import { isConflict, type KubeClient, type KubeObject } from '../../kube/client.js';
+import { microTime } from '../../kube/leader-election.js';
 import type { OperatorMetrics } from '../../kube/metrics.js';
 import { MANAGED_BY, MANAGED_BY_LABEL } from '../../api/labels.js';
 import { containsDesired } from '../../kube/ownership.js';
@@ -66,10 +67,6 @@ export interface FederationOptions {
 const mirroredLabels = { [MIRRORED_LABEL]: 'true', [MANAGED_BY_LABEL]: MANAGED_BY };
 /** The hosted Assignment's conditions reported to the matchmaker. */
 const PUSHED_CONDITIONS = ['Ready', 'Accepted'] as const;
-
-function microTime(d: Date): string {
-  return d.toISOString().replace('Z', '000Z');
-}
 
 /** The informers of both sides, shared by the three reconcilers. */
 interface FederationCaches {
