@@ -13,6 +13,7 @@ import { parseMilli, QuantityError } from '../api/quantity.js';
 import type { MatchmakerConfig } from '../matchmaker/controller/matchmaker-controller.js';
 import type { OperatorConfig } from '../operator/config.js';
 import { parseCidr } from '../operator/network-address.js';
+import { DEFAULT_CLUSTER_CIDRS } from '../operator/home.js';
 
 export class ConfigError extends Error {}
 
@@ -66,6 +67,20 @@ export const OPERATOR_FLAGS = {
     description:
       'home LAN CIDR tenants must never reach (repeatable, or comma-separated; default 192.168.0.0/16)',
     env: 'PCLOUD_HOME_LAN',
+    parser: collect,
+  },
+  tenantMtu: {
+    flags: '--tenant-mtu <bytes>',
+    description:
+      "MTU of the tenants' private networks: the home LAN's MTU less 50 bytes of VXLAN (1450 on a 1500-byte LAN)",
+    env: 'PCLOUD_TENANT_MTU',
+    default: '1450',
+  },
+  clusterCidr: {
+    flags: '--cluster-cidr <cidr>',
+    description:
+      "the cluster's pod and Service CIDRs, closed to tenants but for DNS (repeatable, or comma-separated; default k3s's 10.42.0.0/16,10.43.0.0/16)",
+    env: 'PCLOUD_CLUSTER_CIDR',
     parser: collect,
   },
   unitCpu: {
@@ -181,6 +196,18 @@ export const OPERATOR_FLAGS = {
     default: 'info',
   },
 } as const satisfies FlagTable;
+
+/** A repeatable CIDR flag: the default when not given, an error naming the flag when empty or bad. */
+function cidrList(value: unknown, fallback: readonly string[], flag: string): string[] {
+  const list = Array.isArray(value)
+    ? value.map(String)
+    : typeof value === 'string'
+      ? collect(value, [])
+      : [...fallback];
+  if (list.length === 0) throw new ConfigError(`${flag} is empty: give at least one IPv4 CIDR`);
+  for (const c of list) if (!parseCidr(c)) throw new ConfigError(`${flag}: ${c} is not an IPv4 CIDR`);
+  return list;
+}
 
 /** The home LAN when --home-lan is not given at all. */
 export const DEFAULT_HOME_LAN = ['192.168.0.0/16'];
@@ -299,6 +326,10 @@ export function configFromOptions(raw: Record<string, unknown>): OperatorConfig 
   for (const c of homeLan) {
     if (!parseCidr(c)) throw new ConfigError(`--home-lan: ${c} is not an IPv4 CIDR`);
   }
+  const clusterCidrs = cidrList(raw.clusterCidr, DEFAULT_CLUSTER_CIDRS, '--cluster-cidr');
+  const tenantMtu = o.positiveInteger('tenantMtu');
+  if (tenantMtu < 576 || tenantMtu > 9000)
+    throw new ConfigError(`--tenant-mtu must be between 576 and 9000 bytes, got ${tenantMtu}`);
   const leaseDurationMs = o.seconds('leaseDuration');
   const leaseRenewDeadlineMs = o.seconds('leaseRenewDeadline');
   const leaseRetryPeriodMs = o.seconds('leaseRetryPeriod');
@@ -309,6 +340,8 @@ export function configFromOptions(raw: Record<string, unknown>): OperatorConfig 
     peer,
     homeDomain,
     homeLan,
+    tenantMtu,
+    clusterCidrs,
     unit: {
       cpu: o.quantity('unitCpu'),
       memory: o.quantity('unitMemory'),

@@ -543,6 +543,24 @@ export interface TenantSpec {
 }
 
 /**
+ * The tenant's private L2 segment as the node agents build it on every node: the bridge the NetworkAttachmentDefinition names, the VXLAN network identifier that joins the nodes' bridges (unique in this home), and the MTU the VMs' interfaces get.
+ */
+export interface TenantStatusNetwork {
+  /**
+   * VXLAN network identifier, unique among this home's Tenants.
+   */
+  vni: number;
+  /**
+   * Name of the tenant's Linux bridge on every node.
+   */
+  bridge: string;
+  /**
+   * MTU of the tenant's bridge and VM interfaces (the uplink's less the VXLAN overhead).
+   */
+  mtu: number;
+}
+
+/**
  * What the operator observed about this Tenant.
  */
 export interface TenantStatus {
@@ -554,6 +572,10 @@ export interface TenantStatus {
    * The namespace the operator created for the tenant's VMs and network.
    */
   namespace?: string;
+  /**
+   * The tenant's private L2 segment as the node agents build it on every node: the bridge the NetworkAttachmentDefinition names, the VXLAN network identifier that joins the nodes' bridges (unique in this home), and the MTU the VMs' interfaces get.
+   */
+  network?: TenantStatusNetwork;
   /**
    * Observations of the Tenant's state. Known types: Ready.
    *

@@ -18,10 +18,11 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
 
 # --- Debian packages -------------------------------------------------------------
-# Listed here so a fresh machine gets them; only missing ones are installed. The demo and
-# the tests need none beyond Go and Node.js today (certificates are made in-process);
-# `make bench-solver` installs its own (liblemon-dev, python3-networkx, time).
-DEB_PACKAGES=(${PCLOUD_DEB_PACKAGES:-})
+# Listed here so a fresh machine gets them; only missing ones are installed. The network
+# tests need iproute2 (ip, bridge), nftables (the node agent's guard rails, and the
+# tests' frame counters), iperf3 (bandwidth) and util-linux (unshare, for a node's own
+# /etc); `make bench-solver` installs its own (liblemon-dev, python3-networkx, time).
+DEB_PACKAGES=(iproute2 nftables iperf3 util-linux ${PCLOUD_DEB_PACKAGES:-})
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -67,6 +68,29 @@ for pkg in pkg/lint/rules pkg/chartutil; do
   HELM_LDFLAGS="$HELM_LDFLAGS -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=$HELM_K8S_MINOR"
 done
 build_tools helm "$HELM_LDFLAGS" helm.sh/helm/v3/cmd/helm
+
+# CNI: the reference plugins and cnitool (which calls them as a container runtime does),
+# and whereabouts (cluster-wide IPAM), into their own folder: CNI_PATH must not be a
+# folder of unrelated binaries (the plugin named `bridge` is not iproute2's `bridge`).
+CNI_BIN="$CACHE/cni/bin"
+build_cni() {
+  local dir=$1 stampfile="$CNI_BIN/.stamp-$1" want; shift
+  local mod="$ROOT/tools/$dir"
+  want=$(printf '%s\n%s' "$(stamp_of "$mod/go.mod" "$mod/go.sum")" "$(go version)" | sha256sum | cut -c1-16)
+  if [ "$(cat "$stampfile" 2>/dev/null)" = "$want" ]; then return; fi
+  mkdir -p "$CNI_BIN"
+  log "building CNI plugins from tools/$dir"
+  while [ $# -gt 0 ]; do
+    (cd "$mod" && go build -ldflags "-s -w" -o "$CNI_BIN/$1" "$2"); shift 2
+  done
+  echo "$want" > "$stampfile"
+}
+build_cni cni \
+  bridge github.com/containernetworking/plugins/plugins/main/bridge \
+  bandwidth github.com/containernetworking/plugins/plugins/meta/bandwidth \
+  loopback github.com/containernetworking/plugins/plugins/main/loopback \
+  cnitool github.com/containernetworking/cni/cnitool
+build_cni whereabouts whereabouts github.com/k8snetworkplumbingwg/whereabouts/cmd
 
 # --- third-party CRDs ------------------------------------------------------------
 want=$(stamp_of "$ROOT/tools/crds/main.go" "$ROOT/tools/crds/go.mod" "$ROOT/tools/crds/go.sum")

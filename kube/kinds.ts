@@ -40,6 +40,8 @@ export const Resources = {
   Lease: rt('coordination.k8s.io/v1', 'Lease', 'leases', true),
   Secret: rt('v1', 'Secret', 'secrets', true),
   ServiceAccount: rt('v1', 'ServiceAccount', 'serviceaccounts', true),
+  Node: rt('v1', 'Node', 'nodes', false),
+  NetworkPolicy: rt('networking.k8s.io/v1', 'NetworkPolicy', 'networkpolicies', true),
   ...generated(PersonalCloud),
   ...generated(KubeVirt),
   ...generated(Multus),

@@ -15,6 +15,10 @@ export interface OperatorConfig {
   peer: string;
   homeDomain: string;
   homeLan: string[];
+  /** MTU of the tenant networks (the uplink's less the VXLAN overhead). */
+  tenantMtu: number;
+  /** The cluster's pod and Service CIDRs (tenants reach only DNS there). */
+  clusterCidrs: string[];
   unit: UnitSize;
   metricsPort: number;
   metricsHost: string;

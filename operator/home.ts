@@ -18,7 +18,16 @@ export interface Home {
   /** Per-VM caps used for Tenants the hosted Assignment controller creates. */
   bandwidth: { ingress: string; egress: string };
   gateway: { namespace: string; name: string; className: string };
+  /** MTU of the tenant networks: the home LAN's less the VXLAN overhead (50 bytes). */
+  tenantMtu: number;
+  /** The cluster's pod and Service CIDRs, never reachable from a tenant but through DNS. */
+  clusterCidrs: readonly string[];
 }
+
+/** A 1500-byte home LAN less VXLAN's 50 bytes of outer headers. */
+export const DEFAULT_TENANT_MTU = 1450;
+/** k3s's default pod and Service CIDRs. */
+export const DEFAULT_CLUSTER_CIDRS = ['10.42.0.0/16', '10.43.0.0/16'];
 
 /** The DNS suffix of a tenant's VMs: <peer>.<home domain>, unless the Tenant sets one. */
 export function hostnameSuffixFor(home: Pick<Home, 'homeDomain'>, peer: string, explicit?: string): string {

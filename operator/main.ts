@@ -41,6 +41,8 @@ export function homeOf(config: OperatorConfig, offers: readonly (Offer & KubeObj
     peer: config.peer,
     homeDomain: config.homeDomain,
     homeLan: config.homeLan,
+    tenantMtu: config.tenantMtu,
+    clusterCidrs: config.clusterCidrs,
     ...(mine.length > 0 ? { offeredUnits: mine.reduce((t, o) => t + (o.spec.units ?? 0), 0) } : {}),
     unit: offer
       ? {

@@ -66,12 +66,17 @@ function desiredVm(name: string): Desired<VirtualMachine> {
 function desiredNad(name: string): Desired<NetworkAttachmentDefinition> {
   const subnet = parseCidr('10.200.0.0/24');
   if (!subnet) throw new Error('bad CIDR');
-  const nad = desiredNetworkAttachmentDefinition(tenant, subnet, {
-    ingressBps: 10_000_000,
-    egressBps: 10_000_000,
-    ingress: '10M',
-    egress: '10M',
-  });
+  const nad = desiredNetworkAttachmentDefinition(
+    tenant,
+    subnet,
+    {
+      ingressBps: 10_000_000,
+      egressBps: 10_000_000,
+      ingress: '10M',
+      egress: '10M',
+    },
+    1450,
+  );
   // The owner (the Tenant) does not exist here, and no garbage collector runs.
   return { ...nad, metadata: { name, namespace: NS } };
 }

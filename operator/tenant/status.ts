@@ -12,6 +12,7 @@ export function tenantStatus(
   namespace: string | undefined,
   children: readonly ConditionInput[],
   now: Date,
+  network?: TenantStatus['network'],
 ): TenantStatus {
   const ready = readySummary(children, t.metadata?.generation);
   const conditions = setConditions(t.status?.conditions, [...children, ready], now);
@@ -23,6 +24,7 @@ export function tenantStatus(
   return {
     ...(observedGeneration !== undefined ? { observedGeneration } : {}),
     ...(namespace ? { namespace } : {}),
+    ...(network ? { network } : {}),
     conditions,
   };
 }

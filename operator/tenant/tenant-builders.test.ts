@@ -4,8 +4,14 @@ import { parse } from 'yaml';
 import type { Tenant } from '../../generated/personalcloud.js';
 import { parseCidr } from '../network-address.js';
 import { desiredNamespace } from './namespace.js';
-import { desiredCiliumNetworkPolicies } from './network-policies.js';
-import { desiredNetworkAttachmentDefinition, tenantBridgeName } from './network.js';
+import { desiredCiliumNetworkPolicies, desiredStandardNetworkPolicy } from './network-policies.js';
+import {
+  VNI_MAX,
+  allocateVni,
+  desiredNetworkAttachmentDefinition,
+  preferredVni,
+  tenantBridgeName,
+} from './network.js';
 import { desiredLimitRange, desiredResourceQuota } from './quota.js';
 import { desiredRole, desiredRoleBinding, peerUserName } from './rbac.js';
 import {
@@ -107,6 +113,9 @@ describe('network', () => {
     ['192.168.4.0/24', home.homeLan, 'SubnetOverlapsHomeLAN'],
     ['10.0.0.1/24', [], 'InvalidSubnet'],
     ['not-a-cidr', [], 'InvalidSubnet'],
+    // a /30 has two usable addresses: too few for the 3 units of tenant('bob')
+    ['10.200.0.0/30', [], 'SubnetTooSmall'],
+    ['10.200.0.0/29', [], undefined],
   ])('subnet %s', (subnet, homeLan, reason) => {
     const r = checkSubnet(tenant('bob', { network: { subnet } }), { homeLan });
     if (reason) expect(r).toMatchObject({ reason, condition: 'NetworkReady' });
@@ -119,19 +128,28 @@ describe('network', () => {
     for (const n of names) expect(n.length).toBeLessThanOrEqual(15);
   });
 
-  it('renders bridge + host-local + bandwidth in bits per second', () => {
+  it('renders bridge (tunnel MTU) + whereabouts + bandwidth in bits per second', () => {
     const t = tenant('bob', { bandwidth: { ingress: '10M', egress: '5M' } });
     const nad = desiredNetworkAttachmentDefinition(
       t,
       parseCidr('10.200.0.0/24')!,
       checkBandwidth(t) as TenantRates,
+      1450,
     );
     const config = JSON.parse(nad.spec?.config ?? '') as { plugins: Record<string, unknown>[] };
     expect(config.plugins[0]).toMatchObject({
       type: 'bridge',
       // 'pc' + 13 hex of sha256('bridge:bob'): 15 characters, Linux's limit for an interface name.
       bridge: 'pc799003ed0bade',
-      ipam: { type: 'host-local', ranges: [[{ subnet: '10.200.0.0/24' }]] },
+      isGateway: false,
+      ipMasq: false,
+      mtu: 1450,
+      ipam: {
+        type: 'whereabouts',
+        range: '10.200.0.0/24',
+        network_name: 'tenant-bob',
+        enable_overlapping_ranges: false,
+      },
     });
     expect(config.plugins[1]).toMatchObject({
       type: 'bandwidth',
@@ -141,7 +159,67 @@ describe('network', () => {
   });
 });
 
+describe('VNI allocation', () => {
+  const withVni = (t: Tenant, vni: number): Tenant => ({
+    ...t,
+    status: { network: { vni, bridge: tenantBridgeName(t.spec.peer), mtu: 1450 } },
+  });
+
+  it('starts at a hash of the peer, in 1..2^24-1', () => {
+    const v = preferredVni('bob');
+    expect(v).toBeGreaterThanOrEqual(1);
+    expect(v).toBeLessThanOrEqual(VNI_MAX);
+    expect(allocateVni(tenant('bob'), [tenant('bob')])).toBe(v);
+  });
+
+  it('skips VNIs other Tenants hold and keeps its own', () => {
+    const bob = tenant('bob');
+    const taken = withVni(tenant('carol', {}, '2024-01-01T00:00:00Z'), preferredVni('bob'));
+    const got = allocateVni(bob, [taken, bob]);
+    expect(got).not.toBe(preferredVni('bob'));
+    expect(got).toBe((preferredVni('bob') % VNI_MAX) + 1);
+    const settled = withVni(bob, got);
+    expect(allocateVni(settled, [taken, settled])).toBe(got);
+  });
+
+  it('of two Tenants that raced to one VNI, the older keeps it and the younger moves', () => {
+    const older = withVni(tenant('alice', {}, '2024-01-01T00:00:00Z'), 42);
+    const younger = withVni(tenant('bob', {}, '2025-01-01T00:00:00Z'), 42);
+    expect(allocateVni(older, [older, younger])).toBe(42);
+    expect(allocateVni(younger, [older, younger])).not.toBe(42);
+  });
+
+  it('a Tenant being deleted frees its VNI', () => {
+    const going = withVni(tenant('carol', {}, '2024-01-01T00:00:00Z'), preferredVni('bob'));
+    going.metadata = { ...going.metadata, deletionTimestamp: new Date() };
+    expect(allocateVni(tenant('bob'), [going])).toBe(preferredVni('bob'));
+  });
+});
+
 describe('network policies', () => {
+  it('the standard NetworkPolicy allows own namespace, the Gateway, DNS and the internet but the home LAN and cluster', () => {
+    const np = desiredStandardNetworkPolicy(tenant('bob'), {
+      homeLan: ['192.168.0.0/16'],
+      clusterCidrs: ['10.42.0.0/16', '10.43.0.0/16'],
+      gateway: { namespace: 'personal-cloud', name: 'gw', className: 'traefik' },
+    });
+    expect(np.metadata.namespace).toBe('tenant-bob');
+    expect(np.spec.policyTypes).toEqual(['Ingress', 'Egress']);
+    expect(np.spec.egress).toContainEqual({
+      to: [
+        {
+          ipBlock: {
+            cidr: '0.0.0.0/0',
+            except: ['192.168.0.0/16', '10.42.0.0/16', '10.43.0.0/16', '169.254.0.0/16'],
+          },
+        },
+      ],
+    });
+    expect(np.spec.egress).toContainEqual({ to: [{ podSelector: {} }] });
+    expect(JSON.stringify(np.spec.egress)).toContain('"k8s-app":"kube-dns"');
+    expect(JSON.stringify(np.spec.ingress)).toContain('["kube-system","personal-cloud"]');
+  });
+
   it('deny the home LAN, the control plane and other tenants; allow DNS and the internet', () => {
     const [isolation, allow] = desiredCiliumNetworkPolicies(tenant('bob'), ['192.168.0.0/16', '10.1.0.0/16']);
     expect(isolation.spec?.egressDeny).toEqual(

@@ -23,6 +23,8 @@ const home: Home = {
   unit: { cpu: '1', memory: '2Gi', storage: '10Gi' },
   bandwidth: { ingress: '10M', egress: '10M' },
   gateway: { namespace: 'personal-cloud', name: 'personal-cloud', className: 'cilium' },
+  tenantMtu: 1450,
+  clusterCidrs: ['10.42.0.0/16', '10.43.0.0/16'],
 };
 
 const tenant: Tenant & KubeObject = {
@@ -129,6 +131,7 @@ describe('TenantReconciler error paths (fake client)', () => {
       'NetworkAttachmentDefinition',
       'CiliumNetworkPolicy',
       'CiliumNetworkPolicy',
+      'NetworkPolicy',
     ]);
     expect(conditionsOf(client)).toContainEqual({ type: 'Ready', status: 'True', reason: 'Reconciled' });
   });
@@ -165,7 +168,13 @@ describe('TenantReconciler error paths (fake client)', () => {
     expect(err).toBeInstanceOf(AggregateError);
     expect((err as AggregateError).errors).toEqual([conflict, unavailable]);
     // The kinds after a failing one were still applied.
-    expect(client.applied.map((o) => o.kind)).toEqual(['Namespace', 'Role', 'RoleBinding', 'LimitRange']);
+    expect(client.applied.map((o) => o.kind)).toEqual([
+      'Namespace',
+      'Role',
+      'RoleBinding',
+      'LimitRange',
+      'NetworkPolicy',
+    ]);
     const conditions = conditionsOf(client);
     expect(conditions).toEqual(
       expect.arrayContaining([

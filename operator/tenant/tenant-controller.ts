@@ -27,8 +27,12 @@ import type { KubeApi, KubeObject } from '../../kube/client.js';
 import { addFinalizer, isDeleting, removeFinalizer } from '../../kube/ownership.js';
 import { Resources, type ResourceType } from '../../kube/kinds.js';
 import { desiredNamespace } from './namespace.js';
-import { desiredCiliumNetworkPolicies } from './network-policies.js';
-import { desiredNetworkAttachmentDefinition } from './network.js';
+import { desiredCiliumNetworkPolicies, desiredStandardNetworkPolicy } from './network-policies.js';
+import {
+  desiredNetworkAttachmentDefinition,
+  tenantNetworkStatus,
+  type TenantNetworkStatus,
+} from './network.js';
 import { QUOTA_NAME, desiredLimitRange, desiredResourceQuota } from './quota.js';
 import { desiredRole, desiredRoleBinding } from './rbac.js';
 import { tenantStatus } from './status.js';
@@ -54,6 +58,7 @@ interface TenantPlan {
   quota: TenantQuota | TenantProblem;
   subnet: Cidr | TenantProblem;
   rates: TenantRates | TenantProblem;
+  network: TenantNetworkStatus;
 }
 
 /**
@@ -95,12 +100,17 @@ const TENANT_CHILDREN: ReadonlyArray<{
     desired: (p) =>
       p.subnet instanceof TenantProblem || p.rates instanceof TenantProblem
         ? undefined
-        : [desiredNetworkAttachmentDefinition(p.tenant, p.subnet, p.rates)],
+        : [desiredNetworkAttachmentDefinition(p.tenant, p.subnet, p.rates, p.network.mtu)],
   },
   {
     type: Resources.CiliumNetworkPolicy,
     condition: TenantConditions.NetworkPolicy,
     desired: (p) => [...desiredCiliumNetworkPolicies(p.tenant, p.home.homeLan)],
+  },
+  {
+    type: Resources.NetworkPolicy,
+    condition: TenantConditions.NetworkPolicy,
+    desired: (p) => [desiredStandardNetworkPolicy(p.tenant, p.home)],
   },
 ];
 
@@ -182,6 +192,7 @@ export class TenantReconciler implements Reconciler {
       subnet: checkSubnet(tenant, home),
       rates: checkBandwidth(tenant),
       quota: checkQuota(tenant, home.unit),
+      network: tenantNetworkStatus(tenant, this.tenants().list(), home.tenantMtu),
     };
     for (const p of [plan.subnet, plan.rates, plan.quota]) if (p instanceof TenantProblem) problems.push(p);
 
@@ -265,7 +276,9 @@ export class TenantReconciler implements Reconciler {
       log.warn({ reason: p.reason }, p.message);
       await this.events.record(tenant, 'Warning', p.reason, p.message);
     }
-    const status = tenantStatus(tenant, duplicatePeer ? undefined : ns, children, this.now());
+    // The network the node agents build: only for a Tenant that has one (its own peer and a good subnet).
+    const network = duplicatePeer || plan.subnet instanceof TenantProblem ? undefined : plan.network;
+    const status = tenantStatus(tenant, duplicatePeer ? undefined : ns, children, this.now(), network);
     if (
       await applyStatusIfChanged(
         this.client,

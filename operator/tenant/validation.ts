@@ -12,6 +12,7 @@ import { tenantNamespaceName } from '../../api/labels.js';
 
 export const TenantReasons = {
   InvalidSubnet: 'InvalidSubnet',
+  SubnetTooSmall: 'SubnetTooSmall',
   SubnetOverlapsHomeLAN: 'SubnetOverlapsHomeLAN',
   InvalidBandwidth: 'InvalidBandwidth',
   QuotaOverflow: 'QuotaOverflow',
@@ -59,6 +60,15 @@ export function checkSubnet(t: Tenant, home: Pick<Home, 'homeLan'>): Cidr | Tena
       TenantConditions.Network,
       TenantReasons.InvalidSubnet,
       `spec.network.subnet ${JSON.stringify(subnet)} is not an IPv4 CIDR with zero host bits and a prefix of /8 to /30`,
+    );
+  }
+  // whereabouts hands out every address but the network and broadcast ones; each unit is a VM.
+  const usable = 2 ** (32 - cidr.prefix) - 2;
+  if (usable < t.spec.units) {
+    return new TenantProblem(
+      TenantConditions.Network,
+      TenantReasons.SubnetTooSmall,
+      `spec.network.subnet ${cidr.text} has ${usable} addresses for ${t.spec.units} units; give a shorter prefix`,
     );
   }
   for (const lan of home.homeLan) {

@@ -1,5 +1,5 @@
 // Command thirdparty-crds writes the real CustomResourceDefinitions of the projects
-// Personal Cloud works with (KubeVirt, Multus, Cilium, Gateway API, Argo CD) into a
+// Personal Cloud works with (KubeVirt, Multus, whereabouts, Cilium, Gateway API, Argo CD) into a
 // folder, taking them from pinned upstream Go modules at setup time. Nothing it writes
 // is committed: the schemas are upstream's, fetched and checksum-verified by the Go
 // module proxy and sum database.
@@ -43,6 +43,12 @@ type source struct {
 var sources = []source{
 	{"github.com/k8snetworkplumbingwg/network-attachment-definition-client", "v1.7.7", map[string]string{
 		"artifacts/networks-crd.yaml": "multus/network-attachment-definitions.yaml",
+	}},
+	// whereabouts, the tenant networks' cluster-wide IPAM (tools/whereabouts builds the
+	// plugin at the same version).
+	{"github.com/k8snetworkplumbingwg/whereabouts", "v0.9.4", map[string]string{
+		"doc/crds/whereabouts.cni.cncf.io_ippools.yaml":                        "whereabouts/ippools.yaml",
+		"doc/crds/whereabouts.cni.cncf.io_overlappingrangeipreservations.yaml": "whereabouts/overlappingrangeipreservations.yaml",
 	}},
 	{"github.com/cilium/cilium", "v1.18.4", map[string]string{
 		"pkg/k8s/apis/cilium.io/client/crds/v2/ciliumnetworkpolicies.yaml":            "cilium/ciliumnetworkpolicies.yaml",
