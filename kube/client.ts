@@ -58,7 +58,8 @@ export function isConflict(err: unknown): boolean {
   return err instanceof ApiError && err.statusCode === 409;
 }
 
-export type RequestObserver = (method: string, statusCode: number) => void;
+/** Called once per request: its verb, HTTP status (0 = no response) and URL path. */
+export type RequestObserver = (method: string, statusCode: number, path: string) => void;
 
 /** One `Warning` header of an API response (RFC 7234: `299 - "text"`). */
 export interface ApiWarning {
@@ -117,6 +118,8 @@ interface RequestOptions {
   query?: Record<string, string | number | boolean | undefined>;
   body?: unknown;
   contentType?: string;
+  /** Give up after this long without a response (default 60 s). */
+  timeoutMs?: number;
 }
 
 export class KubeClient {
@@ -177,27 +180,31 @@ export class KubeClient {
       text: string;
       rawHeaders: string[];
     }>((resolve, reject) => {
-      const req = lib.request(url, { method, headers, agent: this.agent, timeout: 60_000 }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({
-            statusCode: res.statusCode ?? 0,
-            text: Buffer.concat(chunks).toString('utf8'),
-            rawHeaders: res.rawHeaders,
-          }),
-        );
-        res.on('error', reject);
-      });
+      const req = lib.request(
+        url,
+        { method, headers, agent: this.agent, timeout: options.timeoutMs ?? 60_000 },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () =>
+            resolve({
+              statusCode: res.statusCode ?? 0,
+              text: Buffer.concat(chunks).toString('utf8'),
+              rawHeaders: res.rawHeaders,
+            }),
+          );
+          res.on('error', reject);
+        },
+      );
       req.on('timeout', () => req.destroy(new Error(`${method} ${url.pathname}: timed out`)));
       req.on('error', (err) => {
-        this.observe(method, 0);
+        this.observe(method, 0, url.pathname);
         reject(err);
       });
       if (body !== undefined) req.write(body);
       req.end();
     });
-    this.observe(method, statusCode);
+    this.observe(method, statusCode, url.pathname);
     for (const w of parseWarnings(rawHeaders)) this.onWarning({ method, path: url.pathname, ...w });
     let json: unknown = undefined;
     try {

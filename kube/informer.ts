@@ -36,6 +36,16 @@ export interface InformerOptions {
   backoffMaxMs?: number;
   /** Called on every (re)connect attempt; used to count watch requests. */
   onConnect?: () => void;
+  /** Called when a list or watch fails (before the restart is scheduled). */
+  onFailure?: (err: unknown) => void;
+  /** Called when a list and watch succeed again after a failure. */
+  onRecovered?: () => void;
+}
+
+/** The HTTP status of a failed list or watch (ApiError, or client-node's Watch error), if any. */
+export function failureStatus(err: unknown): number | undefined {
+  const e = err as { statusCode?: unknown } | undefined;
+  return typeof e?.statusCode === 'number' ? e.statusCode : undefined;
 }
 
 export class Informer<T extends KubeObject> implements ObjectCache<T> {
@@ -45,6 +55,8 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
   private attempt = 0;
   private restartTimer: NodeJS.Timeout | undefined;
   private erroredThisAttempt = false;
+  /** The last failure's message: a failure repeating it is logged at debug, not warn. */
+  private lastFailure: string | undefined;
   private readonly syncWaiters: Array<() => void> = [];
 
   constructor(
@@ -118,7 +130,11 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
       return;
     }
     if (this.stopped || this.erroredThisAttempt) return;
-    if (this.attempt > 0) this.log.info({ kind: this.type.kind }, 'watch re-established');
+    if (this.attempt > 0) {
+      this.log.info({ kind: this.type.kind }, 'watch re-established');
+      this.lastFailure = undefined;
+      this.options.onRecovered?.();
+    }
     this.attempt = 0;
     if (!this.synced) {
       this.synced = true;
@@ -129,13 +145,18 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
   private onError(err: unknown): void {
     this.erroredThisAttempt = true;
     if (this.stopped || this.restartTimer) return;
+    this.options.onFailure?.(err);
     const initial = this.options.backoffInitialMs ?? 500;
     const max = this.options.backoffMaxMs ?? 30_000;
     const delay = Math.min(max, initial * 2 ** Math.min(this.attempt, 20));
     const jittered = Math.round(delay * (0.8 + Math.random() * 0.4));
     this.attempt++;
-    this.log.warn(
-      { kind: this.type.kind, err: err instanceof Error ? err.message : String(err), retryInMs: jittered },
+    // The same failure again (a removed CRD's 404 every 30 s) is not news: debug, not warn.
+    const message = err instanceof Error ? err.message : String(err);
+    const level = message === this.lastFailure ? 'debug' : 'warn';
+    this.lastFailure = message;
+    this.log[level](
+      { kind: this.type.kind, err: message, retryInMs: jittered },
       'list/watch failed; reconnecting',
     );
     this.restartTimer = setTimeout(() => {

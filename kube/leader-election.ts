@@ -48,6 +48,8 @@ export class LeaderElector {
   private timer: NodeJS.Timeout | undefined;
   private observed: { record: string; at: number } | undefined;
   private lastRenew = 0;
+  /** The last failed request's message: the same failure every retry period is logged once. */
+  private lastFailure: string | undefined;
   private loop: Promise<void> | undefined;
 
   constructor(
@@ -103,6 +105,7 @@ export class LeaderElector {
   private async tick(): Promise<void> {
     try {
       const ok = await this.tryAcquireOrRenew();
+      this.lastFailure = undefined;
       if (ok) {
         this.lastRenew = Date.now();
         if (!this.leading) this.setLeading(true);
@@ -111,10 +114,13 @@ export class LeaderElector {
         this.setLeading(false);
       }
     } catch (err) {
-      this.log.warn(
-        { err: err instanceof Error ? err.message : String(err) },
+      // e.g. its namespace deleted: the same 404 every retry period is one warning, not one per 2 s
+      const message = err instanceof Error ? err.message : String(err);
+      this.log[message === this.lastFailure ? 'debug' : 'warn'](
+        { err: message },
         'leader election: lease request failed',
       );
+      this.lastFailure = message;
       if (this.leading && Date.now() - this.lastRenew > this.config.renewDeadlineMs) {
         this.log.warn(
           { lease: this.config.name },

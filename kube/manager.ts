@@ -18,10 +18,17 @@ import type { Logger } from 'pino';
 import type { KubeClient, KubeObject } from './client.js';
 import { Controller, type Reconciler } from './controller.js';
 import { cacheReadiness, startHealthServer, type HealthServer } from './health-server.js';
+import type { EventRecorder } from './events.js';
 import { Informer } from './informer.js';
-import type { ResourceType } from './kinds.js';
+import { Resources, type ResourceType } from './kinds.js';
 import { LeaderElector, type LeaderElectionConfig } from './leader-election.js';
 import type { OperatorMetrics } from './metrics.js';
+import {
+  PreconditionMonitor,
+  checkPreconditions,
+  mergeNamespaces,
+  type RequiredNamespace,
+} from './preflight.js';
 
 export type EventKind = 'add' | 'update' | 'delete';
 
@@ -177,6 +184,8 @@ export class Manager implements ControllerHost {
   private server: HealthServer | undefined;
   private leading = false;
   private term = 0;
+  private requirements: { kubeconfigFlag: string; namespaces: readonly RequiredNamespace[] } | undefined;
+  private monitor: PreconditionMonitor;
 
   constructor(
     readonly kubeConfig: KubeConfig,
@@ -184,7 +193,39 @@ export class Manager implements ControllerHost {
     readonly log: Logger,
     readonly metrics: OperatorMetrics,
     readonly options: ManagerOptions,
-  ) {}
+  ) {
+    this.monitor = new PreconditionMonitor(log);
+  }
+
+  /**
+   * What this process needs besides what it caches (kubeconfig flag for the messages,
+   * the namespaces it writes into). start() then checks them and every cached kind
+   * first (a PreconditionError: one line, exit 2), and afterwards a namespace deleted
+   * or a kind no longer served makes /readyz not ready, with one error line and one
+   * Warning Event per change.
+   */
+  require(pre: {
+    kubeconfigFlag: string;
+    namespaces: readonly RequiredNamespace[];
+    events?: EventRecorder;
+  }): void {
+    this.requirements = { kubeconfigFlag: pre.kubeconfigFlag, namespaces: pre.namespaces };
+    this.monitor = new PreconditionMonitor(this.log, pre.events);
+    for (const ns of mergeNamespaces(pre.namespaces))
+      this.monitor.watchNamespace(this.namespaceCache(ns.name), ns);
+  }
+
+  /** The one namespace's informer (metadata.name field selector), shared with controllers that wait for it. */
+  namespaceCache(name: string): Informer<KubeObject> {
+    return this.cache(Resources.Namespace, { fieldSelector: `metadata.name=${name}` });
+  }
+
+  /** The kinds this process caches (each must be served). */
+  cachedTypes(): ResourceType[] {
+    const types: ResourceType[] = [];
+    for (const inf of this.informers.values()) if (!types.includes(inf.type)) types.push(inf.type);
+    return types;
+  }
 
   get defaultWorkers(): number | undefined {
     return this.options.workers;
@@ -206,6 +247,9 @@ export class Manager implements ControllerHost {
         ...(opts.labelSelector ? { labelSelector: opts.labelSelector } : {}),
         ...(opts.fieldSelector ? { fieldSelector: opts.fieldSelector } : {}),
         onConnect: () => this.metrics.apiRequests.labels('WATCH', '200').inc(),
+        // A kind that stops being served (its CRD removed) cannot come back by retrying.
+        onFailure: (err) => this.monitor.informerHooks(type).onFailure(err),
+        onRecovered: () => this.monitor.informerHooks(type).onRecovered(),
       });
       this.informers.set(id, inf);
     }
@@ -246,8 +290,18 @@ export class Manager implements ControllerHost {
     for (const c of this.controllers) c.resync();
   }
 
-  /** Starts the informers, the health server and leader election; returns the metrics port. */
+  /**
+   * Checks the preconditions (when require() named them; throws a PreconditionError
+   * before anything starts), then starts the informers, the health server and leader
+   * election; returns the metrics port.
+   */
   async start(): Promise<number> {
+    if (this.requirements)
+      await checkPreconditions(this.client, this.kubeConfig.getCurrentCluster()?.server ?? '', {
+        kubeconfigFlag: this.requirements.kubeconfigFlag,
+        kinds: this.cachedTypes(),
+        namespaces: this.requirements.namespaces,
+      });
     for (const inf of this.informers.values()) inf.start();
     const election = this.options.leaderElection;
     if (election) {
@@ -264,10 +318,14 @@ export class Manager implements ControllerHost {
     } else {
       this.setLeading(true);
     }
+    const caches = cacheReadiness([...this.informers.values()], () => this.leading);
     this.server = await startHealthServer(
       this.options.metricsPort,
       this.metrics,
-      cacheReadiness([...this.informers.values()], () => this.leading),
+      () => {
+        const reasons = this.monitor.reasons();
+        return reasons.length > 0 ? { ok: false, detail: reasons.join('\n') } : caches();
+      },
       this.options.metricsHost,
     );
     return this.server.port;

@@ -34,6 +34,12 @@ export class OperatorMetrics {
     labelNames: ['verb', 'code'] as const,
     registers: [this.registry],
   });
+  readonly apiWrites = new Counter({
+    name: 'pcloud_api_writes_total',
+    help: 'Writes (POST, PUT, PATCH, DELETE) to the Kubernetes API, by verb, resource (plural.group, /status for the subresource) and HTTP status code.',
+    labelNames: ['verb', 'resource', 'code'] as const,
+    registers: [this.registry],
+  });
   readonly leader = new Gauge({
     name: 'pcloud_leader',
     help: '1 while this process holds the leader Lease.',
@@ -44,8 +50,30 @@ export class OperatorMetrics {
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry });
   }
 
+  /** The KubeClient observer that counts every request (and each write by resource). */
+  observeRequest(): (verb: string, code: number, path: string) => void {
+    return (verb, code, path) => {
+      this.apiRequests.labels(verb, String(code)).inc();
+      if (verb !== 'GET') this.apiWrites.labels(verb, resourceOfPath(path), String(code)).inc();
+    };
+  }
+
   async apiRequestCount(): Promise<number> {
     const m = await this.apiRequests.get();
     return m.values.reduce((s, v) => s + v.value, 0);
   }
+}
+
+/**
+ * `services`, `virtualmachines.kubevirt.io`, `tenants.personalcloud.io/status` from an
+ * API path (`/api/v1/namespaces/ns/services/x`, `/apis/group/version/.../plural/name/status`).
+ */
+export function resourceOfPath(path: string): string {
+  const parts = path.split('/').filter(Boolean);
+  const core = parts[0] === 'api';
+  const group = core ? '' : (parts[1] ?? '');
+  let rest = parts.slice(core ? 2 : 3);
+  if (rest[0] === 'namespaces' && rest.length > 2) rest = rest.slice(2);
+  const [plural = '', , sub] = rest;
+  return `${plural}${group ? `.${group}` : ''}${sub ? `/${sub}` : ''}`;
 }
