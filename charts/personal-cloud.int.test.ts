@@ -54,6 +54,9 @@ test('helm install creates the CRDs, RBAC and the operator Deployment', async ()
   ]);
   expect(res.stderr).toBe('');
   expect(res.code).toBe(0);
+  // the operator does not create the namespaces it works in (docs/operator.md "First run"): the chart does
+  const gatewayNs = await cp.kubectl(['get', 'namespace', 'personal-cloud-gateway', '-o', 'name']);
+  expect(gatewayNs.stdout.trim()).toBe('namespace/personal-cloud-gateway');
   const crds = await cp.kubectl(['get', 'crd', '-o', 'name']);
   for (const kind of ['offers', 'requests', 'assignments', 'tenants']) {
     expect(crds.stdout).toContain(`customresourcedefinition.apiextensions.k8s.io/${kind}.personalcloud.io\n`);

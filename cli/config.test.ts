@@ -64,6 +64,21 @@ describe('the operator configuration', () => {
     [{ peer: 'a', homeLan: [] }, '--home-lan (or PCLOUD_HOME_LAN) is empty'],
     [{ peer: 'a', homeLan: '' }, '--home-lan (or PCLOUD_HOME_LAN) is empty'],
     [{ peer: 'a', homeLan: ' , ' }, '--home-lan (or PCLOUD_HOME_LAN) is empty'],
+    [{ peer: 'a', homeLan: ['10.0.0.0'] }, '--home-lan: 10.0.0.0 is not an IPv4 CIDR'],
+    [{ peer: 'a', homeLan: ['192.168.1.0/24', 'fd00::/8'] }, '--home-lan: fd00::/8 is not an IPv4 CIDR'],
+    [{ peer: 'a'.repeat(64) }, `--peer must be a DNS-1123 label, got ${'a'.repeat(64)}`],
+    [{ peer: 'bob_1' }, '--peer must be a DNS-1123 label, got bob_1'],
+    [{ peer: 'a', unitCpu: '0' }, '--unit-cpu must be positive, got 0'],
+    [{ peer: 'a', unitStorage: '-1Gi' }, '--unit-storage: "-1Gi" is not a Kubernetes quantity'],
+    [{ peer: 'a', unitCpu: 'lots' }, '--unit-cpu: '],
+    [
+      { peer: 'a', leaseNamespace: 'Personal_Cloud' },
+      '--lease-namespace must be a namespace name (a DNS-1123 label), got Personal_Cloud',
+    ],
+    [
+      { peer: 'a', gatewayNamespace: 'gw.example' },
+      '--gateway-namespace must be a namespace name (a DNS-1123 label), got gw.example',
+    ],
   ])('refuses %j naming the flag', (raw, message) => {
     expect(() => configFromOptions(raw)).toThrow(ConfigError);
     expect(() => configFromOptions(raw)).toThrow(message);
@@ -87,6 +102,11 @@ describe('the matchmaker configuration', () => {
     [{ debounce: '5x' }, '--debounce must be a duration like 30s, 500ms or 2m, got 5x'],
     [{ peerGrace: '0s' }, '--peer-grace must be positive, got 0s'],
     [{ writeConcurrency: '-1' }, '--write-concurrency must be a positive integer, got -1'],
+    [{ maxObjectBytes: '1e3x' }, '--max-object-bytes must be a positive integer, got 1e3x'],
+    [
+      { leaseNamespace: 'Kube System' },
+      '--lease-namespace must be a namespace name (a DNS-1123 label), got Kube System',
+    ],
   ])('refuses %j naming the flag', (raw, message) => {
     expect(() => matchmakerConfigFromOptions(raw)).toThrow(message);
   });

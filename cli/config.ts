@@ -280,6 +280,14 @@ class Options<T extends FlagTable> {
     return s;
   }
 
+  /** A namespace name (a DNS label), e.g. --lease-namespace. */
+  dnsLabel(key: keyof T & string): string {
+    const s = this.text(key);
+    if (!DNS_LABEL.test(s) || s.length > 63)
+      throw new ConfigError(`${this.flag(key)} must be a namespace name (a DNS-1123 label), got ${s}`);
+    return s;
+  }
+
   /** `namespace/name`: a DNS label and a DNS subdomain. */
   namespacedName(key: keyof T & string): { namespace: string; name: string } {
     const s = this.text(key);
@@ -350,13 +358,13 @@ export function configFromOptions(raw: Record<string, unknown>): OperatorConfig 
     metricsPort: o.port('metricsPort'),
     metricsHost: o.text('metricsHost'),
     leaderElect: raw.leaderElect !== false,
-    leaseNamespace: o.text('leaseNamespace'),
+    leaseNamespace: o.dnsLabel('leaseNamespace'),
     leaseName: o.text('leaseName'),
     leaseDurationMs,
     leaseRenewDeadlineMs,
     leaseRetryPeriodMs,
     identity: o.identity('identity'),
-    gatewayNamespace: o.text('gatewayNamespace'),
+    gatewayNamespace: o.dnsLabel('gatewayNamespace'),
     gatewayName: o.text('gatewayName'),
     gatewayClass: o.text('gatewayClass'),
     joinSecret: o.namespacedName('joinSecret'),
@@ -453,7 +461,7 @@ export function matchmakerConfigFromOptions(raw: Record<string, unknown>): Match
     metricsPort: o.port('metricsPort'),
     metricsHost: o.text('metricsHost'),
     leaderElect: raw.leaderElect !== false,
-    leaseNamespace: o.text('leaseNamespace'),
+    leaseNamespace: o.dnsLabel('leaseNamespace'),
     leaseName: o.text('leaseName'),
     identity: o.identity('identity'),
     writeConcurrency: o.positiveInteger('writeConcurrency'),

@@ -3,20 +3,25 @@
  * leader election on a Lease, /metrics, /healthz and /readyz). Each controller declares
  * what it reconciles, owns and watches in its own folder.
  */
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Offer } from '../generated/personalcloud.js';
-import { KubeClient, type KubeObject } from '../kube/client.js';
+import type { KubeClient, KubeObject } from '../kube/client.js';
+import { EventRecorder } from '../kube/events.js';
 import { Resources } from '../kube/kinds.js';
 import { createLogger } from '../kube/logger.js';
 import { Manager } from '../kube/manager.js';
 import { OperatorMetrics } from '../kube/metrics.js';
+import { clientFor, loadKubeConfig } from '../kube/preflight.js';
 import { setupHostedAssignmentController } from './assignment/hosted-assignment-controller.js';
 import type { OperatorConfig } from './config.js';
 import { setupJoinController } from './federation/join-controller.js';
 import { setupGatewayController } from './gateway/gateway-controller.js';
 import { DEFAULT_VM_BANDWIDTH, type Home } from './home.js';
 import { setupTenantController } from './tenant/tenant-controller.js';
+
+/** How a user names the kubeconfig (cli/config.ts), for the precondition messages. */
+const KUBECONFIG_FLAG = '--kubeconfig (or KUBECONFIG)';
 
 export interface RunningOperator {
   metrics: OperatorMetrics;
@@ -68,15 +73,9 @@ export async function runOperator(
   opts: { log?: Logger; kubeConfig?: KubeConfig; defaultMetrics?: boolean } = {},
 ): Promise<RunningOperator> {
   const log = opts.log ?? createLogger(config.logLevel);
-  const kc = opts.kubeConfig ?? new KubeConfig();
-  if (!opts.kubeConfig) {
-    if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
-    else kc.loadFromDefault();
-  }
+  const kc = opts.kubeConfig ?? loadKubeConfig(config.kubeconfig, KUBECONFIG_FLAG);
   const metrics = new OperatorMetrics(opts.defaultMetrics ?? true);
-  const client = await KubeClient.fromKubeConfig(kc, (verb, code) =>
-    metrics.apiRequests.labels(verb, String(code)).inc(),
-  );
+  const client = await clientFor(kc, config.kubeconfig, KUBECONFIG_FLAG, metrics.observeRequest());
   const mgr = new Manager(kc, client, log, metrics, {
     workers: config.workers,
     metricsPort: config.metricsPort,
@@ -108,7 +107,25 @@ export async function runOperator(
     heartbeatMs: config.heartbeatMs,
   });
 
-  const metricsPort = await mgr.start();
+  // Preconditions (docs/operator.md "First run"): every kind cached above is served, and
+  // the namespaces of the Lease and the Gateway exist; the operator does not create them.
+  mgr.require({
+    kubeconfigFlag: KUBECONFIG_FLAG,
+    namespaces: [
+      ...(config.leaderElect
+        ? [{ name: config.leaseNamespace, usedFor: 'the leader-election Lease', flag: '--lease-namespace' }]
+        : []),
+      { name: config.gatewayNamespace, usedFor: "the home's Gateway", flag: '--gateway-namespace' },
+    ],
+    events: new EventRecorder(client, 'operator', config.identity, log),
+  });
+  let metricsPort: number;
+  try {
+    metricsPort = await mgr.start();
+  } catch (err) {
+    client.close();
+    throw err;
+  }
   log.info(
     { peer: config.peer, metricsPort, identity: config.identity, leaderElect: config.leaderElect },
     'operator started',

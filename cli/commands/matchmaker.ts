@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { runMatchmaker, type MatchmakerConfig } from '../../matchmaker/controller/matchmaker-controller.js';
 import { createLogger } from '../../kube/logger.js';
+import { PreconditionError } from '../../kube/preflight.js';
 import { ConfigError, matchmakerConfigFromOptions, matchmakerOptions } from '../config.js';
 import { EXIT_BAD_INPUT } from '../exit-codes.js';
 
@@ -23,7 +24,16 @@ export function registerMatchmakerCommand(program: Command): void {
       return;
     }
     const log = createLogger(config.logLevel);
-    const mm = await runMatchmaker(config, { log });
+    let mm;
+    try {
+      mm = await runMatchmaker(config, { log });
+    } catch (err) {
+      if (!(err instanceof PreconditionError)) throw err;
+      process.stderr.write(`pcloud matchmaker: ${err.message}\n`);
+      process.exitCode = EXIT_BAD_INPUT;
+      log.flush();
+      return;
+    }
     await new Promise<void>((resolve) => {
       process.once('SIGTERM', () => resolve());
       process.once('SIGINT', () => resolve());

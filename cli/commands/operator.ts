@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { ConfigError, configFromOptions, operatorOptions } from '../config.js';
 import { runOperator } from '../../operator/main.js';
 import { createLogger } from '../../kube/logger.js';
+import { PreconditionError } from '../../kube/preflight.js';
 import { EXIT_BAD_INPUT } from '../exit-codes.js';
 
 /** `pcloud operator`: run the home operator (Tenant and hosted Assignment controllers). */
@@ -25,7 +26,17 @@ export function registerOperatorCommand(program: Command): void {
       throw err;
     }
     const log = createLogger(config.logLevel);
-    const op = await runOperator(config, { log });
+    let op;
+    try {
+      op = await runOperator(config, { log });
+    } catch (err) {
+      if (!(err instanceof PreconditionError)) throw err;
+      // Not the caller's typo but the same fix: one line naming what is missing, exit 2.
+      process.stderr.write(`pcloud operator: ${err.message}\n`);
+      process.exitCode = EXIT_BAD_INPUT;
+      log.flush();
+      return;
+    }
     await new Promise<void>((resolve) => {
       const shutdown = (signal: string): void => {
         log.info({ signal }, 'shutting down');

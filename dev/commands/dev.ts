@@ -1,6 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
 import type { Command } from 'commander';
+import { OPERATOR_FLAGS } from '../../cli/config.js';
+import { applyObject } from '../../kube/apply.js';
+import { KubeClient } from '../../kube/client.js';
+import { Resources } from '../../kube/kinds.js';
 import { BIN_DIR, ControlPlane } from '../control-plane.js';
 import { repoRoot } from '../paths.js';
 
@@ -24,17 +29,40 @@ async function runningServer(): Promise<string | undefined> {
   }
 }
 
+/**
+ * What `pcloud operator`'s defaults need besides the CRDs, which the operator does not
+ * create itself (docs/operator.md "First run"): the namespace of its Lease and Gateway.
+ */
+export const OPERATOR_NAMESPACES = [
+  ...new Set([OPERATOR_FLAGS.leaseNamespace.default, OPERATOR_FLAGS.gatewayNamespace.default]),
+];
+
+/** Prepares a fresh control plane for the docs' next command, `bin/pcloud operator --peer ...`. */
+export async function prepareForOperator(kubeconfigPath: string): Promise<void> {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfigPath);
+  const client = await KubeClient.fromKubeConfig(kc);
+  try {
+    for (const name of OPERATOR_NAMESPACES)
+      await applyObject(client, Resources.Namespace, { metadata: { name } }, 'pcloud-dev');
+  } finally {
+    client.close();
+  }
+}
+
 function usage(server: string): string {
   const kubeconfig = join(DEV_DIR, 'kubeconfig');
   return [
     `Local control plane is up at ${server} (etcd, kube-apiserver, kube-controller-manager;`,
-    'Personal Cloud CRDs plus KubeVirt, Multus, Cilium, Gateway API and Argo CD CRDs installed).',
+    'Personal Cloud CRDs plus KubeVirt, Multus, Cilium, Gateway API and Argo CD CRDs installed;',
+    `namespace ${OPERATOR_NAMESPACES.join(', ')} for the operator's Lease and Gateway).`,
     '',
     'Use it:',
     `  export KUBECONFIG=${kubeconfig}`,
     `  export PATH=${BIN_DIR}:$PATH`,
     `  kubectl apply --server-side -f ${join(repoRoot, 'examples')}`,
     '  kubectl get personalcloud -A',
+    '  bin/pcloud operator --peer alice --metrics-port 0   # a home operator against it (docs/operator.md)',
     '',
     'Stop it and delete its data: bin/pcloud dev down',
   ].join('\n');
@@ -56,6 +84,7 @@ export function registerDevCommand(program: Command): void {
       }
       await ControlPlane.stopDir(DEV_DIR); // leftovers of a dead one (e.g. after a reboot)
       const cp = await ControlPlane.start({ name: 'dev', dir: DEV_DIR, detached: true });
+      await prepareForOperator(cp.kubeconfigPath);
       process.stdout.write(`${usage(cp.server)}\n`);
     });
   dev

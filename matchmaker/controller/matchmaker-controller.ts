@@ -9,17 +9,25 @@
  * solver's answer depends on every Offer and Request at once, so a per-object key would
  * only re-run the same global solve.
  */
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { Gauge, Histogram } from 'prom-client';
 import type { Logger } from 'pino';
 import { cacheReadiness, startHealthServer, type HealthServer } from '../../kube/health-server.js';
 import { Controller } from '../../kube/controller.js';
 import { Informer } from '../../kube/informer.js';
-import { KubeClient, type KubeObject } from '../../kube/client.js';
+import { isConflict, type KubeApi, type KubeObject } from '../../kube/client.js';
 import { Resources as R, type ResourceType } from '../../kube/kinds.js';
 import { LeaderElector } from '../../kube/leader-election.js';
 import { createLogger } from '../../kube/logger.js';
 import { OperatorMetrics } from '../../kube/metrics.js';
+import {
+  PreconditionError,
+  PreconditionMonitor,
+  checkPreconditions,
+  clientFor,
+  loadKubeConfig,
+  type RequiredNamespace,
+} from '../../kube/preflight.js';
 import { ExponentialBackoffRateLimiter } from '../../kube/work-queue.js';
 import { HEARTBEAT_LABEL, peerOfNamespace } from '../../api/federation.js';
 import { PEER_LABEL } from '../../api/labels.js';
@@ -56,6 +64,22 @@ export interface RunningMatchmaker {
   /** The last finished pass (undefined before the first). */
   lastPass(): PassResult | undefined;
   stop(): Promise<void>;
+}
+
+const KUBECONFIG_FLAG = '--kubeconfig (or KUBECONFIG)';
+
+/** Creates the namespace when it is missing; one that cannot be made is a PreconditionError. */
+async function ensureNamespace(client: KubeApi, ns: RequiredNamespace): Promise<void> {
+  if (await client.get(R.Namespace, ns.name)) return;
+  try {
+    await client.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns.name } });
+  } catch (err) {
+    if (isConflict(err)) return;
+    throw new PreconditionError(
+      `namespace ${ns.name} (for ${ns.usedFor}, ${ns.flag}) does not exist and cannot be created (${err instanceof Error ? err.message : String(err)})`,
+      `create it (kubectl create namespace ${ns.name}) or give an existing one with ${ns.flag}`,
+    );
+  }
 }
 
 /** A failed pass is retried after 0.5 s, doubling up to 30 s; success resets it. */
@@ -97,18 +121,34 @@ export async function runMatchmaker(
 ): Promise<RunningMatchmaker> {
   const log = (opts.log ?? createLogger(config.logLevel)).child({ controller: 'matchmaker' });
   const now = opts.now ?? Date.now;
-  const kc = opts.kubeConfig ?? new KubeConfig();
-  if (!opts.kubeConfig) {
-    if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
-    else kc.loadFromDefault();
-  }
+  const kc = opts.kubeConfig ?? loadKubeConfig(config.kubeconfig, KUBECONFIG_FLAG);
   const m = matchmakerMetrics(opts.defaultMetrics ?? true);
   const metrics = m.metrics;
   const presence = new Presence(config.peerGraceMs, now, log);
-  const client = await KubeClient.fromKubeConfig(kc, (verb, code) => {
+  const client = await clientFor(kc, config.kubeconfig, KUBECONFIG_FLAG, (verb, code) => {
     metrics.apiRequests.labels(verb, String(code)).inc();
     presence.apiAnswered(code);
   });
+  // Preconditions (docs/operator.md "First run"): the cluster answers, our CRDs are
+  // served, and the Lease's namespace exists or can be made (the matchmaker creates it:
+  // on the matchmaker cluster no chart does). A failure is one line and exit code 2.
+  const leaseNamespace: RequiredNamespace = {
+    name: config.leaseNamespace,
+    usedFor: 'the leader-election Lease',
+    flag: '--lease-namespace',
+  };
+  const monitor = new PreconditionMonitor(log);
+  try {
+    await checkPreconditions(client, kc.getCurrentCluster()?.server ?? '', {
+      kubeconfigFlag: KUBECONFIG_FLAG,
+      kinds: [R.Offer, R.Request, R.Assignment, R.Lease, R.Namespace],
+      namespaces: [],
+    });
+    if (config.leaderElect) await ensureNamespace(client, leaseNamespace);
+  } catch (err) {
+    client.close();
+    throw err;
+  }
 
   // --- caches --------------------------------------------------------------------------
   const informers: Informer<KubeObject>[] = [];
@@ -116,6 +156,7 @@ export async function runMatchmaker(
     const inf = new Informer<T>(kc, client, type, log, {
       ...(labelSelector ? { labelSelector } : {}),
       backoffMaxMs: 5_000,
+      ...monitor.informerHooks(type),
     });
     informers.push(inf);
     return inf;
@@ -184,6 +225,13 @@ export async function runMatchmaker(
       reconciler.changed();
     },
   });
+  if (config.leaderElect) {
+    const leaseNs = new Informer<KubeObject>(kc, client, R.Namespace, log, {
+      fieldSelector: `metadata.name=${config.leaseNamespace}`,
+    });
+    monitor.watchNamespace(leaseNs, leaseNamespace);
+    informers.push(leaseNs);
+  }
   for (const inf of informers) inf.start();
 
   // --- leadership: only the leader runs passes -------------------------------------------
@@ -197,9 +245,6 @@ export async function runMatchmaker(
   };
   let elector: LeaderElector | undefined;
   if (config.leaderElect) {
-    await client
-      .create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: config.leaseNamespace } })
-      .catch(() => undefined);
     elector = new LeaderElector(
       client,
       {
@@ -225,10 +270,14 @@ export async function runMatchmaker(
   } else {
     lead();
   }
+  const caches = cacheReadiness(informers, () => leading);
   let server: HealthServer | undefined = await startHealthServer(
     config.metricsPort,
     metrics,
-    cacheReadiness(informers, () => leading),
+    () => {
+      const reasons = monitor.reasons();
+      return reasons.length > 0 ? { ok: false, detail: reasons.join('\n') } : caches();
+    },
     config.metricsHost,
   );
   log.info(
