@@ -20,6 +20,7 @@ import { ControlPlane } from '../../dev/control-plane.js';
 import { repoRoot } from '../../dev/paths.js';
 import { KubeClient, type KubeObject } from '../../kube/client.js';
 import { Resources, type ResourceType } from '../../kube/kinds.js';
+import { MANAGED_SELECTOR } from '../../api/labels.js';
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -65,6 +66,66 @@ async function countReady(client: KubeClient, type: ResourceType): Promise<numbe
 function peakRssMiB(pid: number): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Math.round(Number(m[1]) / 1024) : NaN;
+}
+
+/** The kinds the operator writes for Tenants and Assignments (labelled managed-by personal-cloud). */
+const CHILD_KINDS: ResourceType[] = [
+  Resources.Namespace,
+  Resources.Role,
+  Resources.RoleBinding,
+  Resources.ResourceQuota,
+  Resources.LimitRange,
+  Resources.NetworkAttachmentDefinition,
+  Resources.CiliumNetworkPolicy,
+  Resources.NetworkPolicy,
+  Resources.VirtualMachine,
+  Resources.Secret,
+  Resources.Service,
+  Resources.HTTPRoute,
+  Resources.TLSRoute,
+  Resources.Gateway,
+];
+
+/**
+ * The operator's writes (its pcloud_api_writes_total) by verb and resource, against the
+ * minimum for the steady state reached: one apply per child object there, one apply of
+ * each Tenant (the hosted-assignment controller makes them), one finalizer patch and one
+ * status write per Tenant and Assignment (each reaches Ready once; a status written at
+ * every change adds the intermediate ones, counted apart).
+ */
+async function writesAgainstMinimum(client: KubeClient, metrics: string) {
+  const writesByVerbAndResource: Record<string, number> = {};
+  let writes = 0;
+  let events = 0;
+  for (const l of metrics.split('\n').filter((x) => x.startsWith('pcloud_api_writes_total{'))) {
+    const m = /verb="([^"]+)",resource="([^"]*)",code="([^"]+)"\} (\d+)/.exec(l);
+    if (!m) continue;
+    const n = Number(m[4]);
+    const key = `${m[1]} ${m[2]} ${m[3]}`;
+    writesByVerbAndResource[key] = (writesByVerbAndResource[key] ?? 0) + n;
+    if (m[2]!.startsWith('events.')) events += n;
+    else writes += n;
+  }
+  let children = 0;
+  const childrenByKind: Record<string, number> = {};
+  for (const kind of CHILD_KINDS) {
+    const n = (await client.list(kind, { labelSelector: MANAGED_SELECTOR })).items.length;
+    if (n > 0) childrenByKind[kind.kind] = n;
+    children += n;
+  }
+  const tenants = (await client.list(Resources.Tenant)).items.length;
+  const assignments = (await client.list(Resources.Assignment)).items.length;
+  const minimum = children + tenants + 2 * (tenants + assignments);
+  return {
+    childrenByKind,
+    minimumWrites: minimum,
+    minimumIs:
+      'one apply per child object, one apply per Tenant, one finalizer and one status write per Tenant and Assignment',
+    writes,
+    writesOverMinimum: Number((writes / minimum).toFixed(2)),
+    eventWrites: events,
+    writesByVerbResourceCode: writesByVerbAndResource,
+  };
 }
 
 async function main(): Promise<void> {
@@ -163,6 +224,7 @@ async function main(): Promise<void> {
       .join(', ');
     const rss = peakRssMiB(op.pid ?? 0);
     op.kill('SIGTERM');
+    const writes = await writesAgainstMinimum(client, metrics);
     const result = {
       tenants: TENANTS,
       portsPerVm: PORTS,
@@ -171,6 +233,7 @@ async function main(): Promise<void> {
       apiRequests: requests,
       operatorPeakRssMiB: rss,
       requestsByVerbAndCode: byVerb,
+      ...writes,
     };
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   } finally {

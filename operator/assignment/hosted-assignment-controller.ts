@@ -14,6 +14,7 @@ import {
   ASSIGNMENT_LABEL,
   ASSIGNMENT_NAMESPACE_LABEL,
   MANAGED_SELECTOR,
+  TENANT_LABEL,
   VM_LABEL,
   tenantNamespaceName,
 } from '../../api/labels.js';
@@ -45,6 +46,8 @@ import {
   vmNames,
 } from './virtual-machines.js';
 import { ApiError } from '../../kube/client.js';
+import type { EventKind } from '../../kube/manager.js';
+import { QUOTA_NAME } from '../tenant/quota.js';
 
 export type AssignmentObject = Assignment & KubeObject;
 export type TenantObject = Tenant & KubeObject;
@@ -131,6 +134,28 @@ export function tenantNotReady(
   };
 }
 
+/**
+ * How many more VirtualMachines the namespace's quota lets in now, as the API server's
+ * quota admission judges it: nothing until the quota controller has computed a usage
+ * for every resource in status.hard (else every create is refused "status unknown for
+ * quota" — for `count/virtualmachines.kubevirt.io` that takes until the controller has
+ * discovered the KubeVirt CRD), then its status.hard count (which lags spec.hard after a
+ * resize until recomputed) less what is used — by its count or by the VMs in our cache,
+ * whichever is more (the cache may not have seen the latest usage yet, nor the reverse).
+ */
+export function quotaRoom(quota: KubeObject | undefined, vmsInNamespace: number): number {
+  const status = quota?.status as
+    { hard?: Record<string, string>; used?: Record<string, string> } | undefined;
+  const hard = status?.hard ?? {};
+  const used = status?.used ?? {};
+  if (Object.keys(hard).length === 0 || Object.keys(hard).some((k) => used[k] === undefined)) return 0;
+  const limit = Number(hard[VM_COUNT_QUOTA]);
+  if (!Number.isFinite(limit)) return Infinity; // not limited by this quota
+  return Math.max(0, limit - Math.max(Number(used[VM_COUNT_QUOTA]) || 0, vmsInNamespace));
+}
+
+const VM_COUNT_QUOTA = 'count/virtualmachines.kubevirt.io';
+
 /** The Assignment key a child belongs to, from its labels. */
 export function assignmentOwnerKey(child: KubeObject): string | undefined {
   const labels = child.metadata?.labels ?? {};
@@ -168,16 +193,29 @@ export function setupHostedAssignmentController(
     .controller(reconciler.name)
     .for<AssignmentObject>(Resources.Assignment, {
       predicate: (a) => reconciler.isHosted(a),
-      onEvent: () => reconciler.invalidate(),
+      onEvent: (a, event) => reconciler.observe(a, event),
     })
     // The requester's other Assignments resize its Tenant when one goes.
     .watches<AssignmentObject>(Resources.Assignment, (a, event) =>
       event === 'delete' && reconciler.isHosted(a) ? reconciler.keysForRequester(a.spec.requester) : [],
     )
-    .watches<TenantObject>(Resources.Tenant, (t) => {
-      reconciler.invalidate();
+    .watches<TenantObject>(Resources.Tenant, (t, event) => {
+      reconciler.observe(t, event);
       return reconciler.keysForRequester(t.metadata?.name ?? '');
     })
+    // New VMs wait for the quota controller to have applied the Tenant's units (a new
+    // namespace's quota answers 403 "status unknown", a resized one "exceeded quota"
+    // until then): its status.hard changing brings the requester's Assignments back.
+    .watches<KubeObject>(
+      Resources.ResourceQuota,
+      (q, event) => {
+        const tenant = q.metadata?.name === QUOTA_NAME ? q.metadata.labels?.[TENANT_LABEL] : undefined;
+        return tenant !== undefined && reconciler.quotaChanged(q, event)
+          ? reconciler.keysForRequester(tenant)
+          : [];
+      },
+      managed,
+    )
     .watches<OfferObject>(Resources.Offer, (o) => {
       if (o.spec?.peer !== home().peer) return [];
       reconciler.invalidate();
@@ -199,6 +237,14 @@ export class HostedAssignmentReconciler implements Reconciler {
   private cacheVersion = 0;
   /** cloud-init Secrets created (or found) by this process: `<namespace>/<name>/<VM uid>`. */
   private readonly cloudInitSecrets = new Set<string>();
+  /** What admission reads of each Assignment and Tenant (by uid): status writes do not recompute it. */
+  private readonly admissionInputs = new Map<string, string>();
+  /** status.hard and the used resources of each tenant quota (by uid): what wakes the Assignments. */
+  private readonly quotaStatus = new Map<string, string>();
+  /** Tenant namespaces where an Assignment waits for room in the quota (QuotaPending). */
+  private readonly waitingForQuota = new Set<string>();
+  /** The hosted Assignments' keys per requester, rebuilt when admission inputs change. */
+  private byRequester: { version: number; keys: Map<string, string[]> } | undefined;
 
   constructor(
     private readonly client: KubeApi,
@@ -221,6 +267,44 @@ export class HostedAssignmentReconciler implements Reconciler {
     this.cacheVersion++;
   }
 
+  /**
+   * An Assignment or Tenant event: admission is recomputed (lazily) only when what it
+   * reads changed — not for the status writes that make up most events, since admitting
+   * costs a pass over every hosted Assignment.
+   */
+  observe(o: KubeObject, event: EventKind): void {
+    const id = `${o.kind ?? ''}/${o.metadata?.uid ?? objectKey(o)}`;
+    if (event === 'delete') {
+      this.admissionInputs.delete(id);
+      this.invalidate();
+      return;
+    }
+    const m = o.metadata ?? {};
+    const inputs = JSON.stringify([m.creationTimestamp, m.deletionTimestamp, m.labels, o.spec]);
+    if (this.admissionInputs.get(id) === inputs) return;
+    this.admissionInputs.set(id, inputs);
+    this.invalidate();
+  }
+
+  /**
+   * Whether a tenant quota's event should wake its requester's Assignments: when the
+   * quota controller applied new limits or first computed a resource's usage (status.hard,
+   * the set of used resources), or on any usage change while one of them waits for room.
+   * Not on each VM's usage update otherwise (one per VM created).
+   */
+  quotaChanged(q: KubeObject, event: EventKind): boolean {
+    const uid = q.metadata?.uid ?? objectKey(q);
+    if (event === 'delete') {
+      this.quotaStatus.delete(uid);
+      return false;
+    }
+    const status = q.status as { hard?: unknown; used?: Record<string, unknown> } | undefined;
+    const sig = JSON.stringify([status?.hard ?? null, Object.keys(status?.used ?? {}).sort()]);
+    const changed = this.quotaStatus.get(uid) !== sig;
+    this.quotaStatus.set(uid, sig);
+    return changed || this.waitingForQuota.has(q.metadata?.namespace ?? '');
+  }
+
   isHosted(a: Assignment): boolean {
     return a.spec?.host === this.home().peer;
   }
@@ -236,9 +320,13 @@ export class HostedAssignmentReconciler implements Reconciler {
   }
 
   keysForRequester(requester: string): string[] {
-    return this.hosted()
-      .filter((a) => a.spec.requester === requester)
-      .map(objectKey);
+    if (this.byRequester?.version !== this.cacheVersion) {
+      const keys = new Map<string, string[]>();
+      for (const a of this.hosted())
+        keys.set(a.spec.requester, [...(keys.get(a.spec.requester) ?? []), objectKey(a)]);
+      this.byRequester = { version: this.cacheVersion, keys };
+    }
+    return this.byRequester.keys.get(requester) ?? [];
   }
 
   private admit(): AdmissionResult {
@@ -340,16 +428,33 @@ export class HostedAssignmentReconciler implements Reconciler {
         // Deletion wins over creation: this pass keeps every VM that exists and creates at
         // most VM_BATCH more; the key comes back for the rest.
         const vmCache = this.cache(Resources.VirtualMachine);
+        // New VMs only as far as the quota controller has applied the Tenant's units:
+        // beyond that the API server refuses them, so they wait for the quota's status
+        // (watched) instead of failing into the queue's backoff.
+        const room = quotaRoom(
+          this.cache(Resources.ResourceQuota).get(QUOTA_NAME, namespace),
+          vmCache.list(namespace).length,
+        );
         const inPass = new Set<string>();
         let missing = 0;
+        let waitingForQuota = 0;
         for (const vm of vmNames(a)) {
           if (vmCache.get(vm, namespace)) {
             inPass.add(vm);
             vmsCreated++;
+          } else if (missing >= room) {
+            waitingForQuota++;
           } else if (missing < VM_BATCH) {
             inPass.add(vm);
             missing++;
           } else moreToCreate = true;
+        }
+        if (waitingForQuota > 0) this.waitingForQuota.add(namespace);
+        else this.waitingForQuota.delete(namespace);
+        if (waitingForQuota > 0) {
+          const why = `${waitingForQuota} VirtualMachine(s) wait for ResourceQuota ${QUOTA_NAME} to allow them (the quota controller has not applied the Tenant's units yet)`;
+          set(AssignmentConditions.VirtualMachines, 'False', 'QuotaPending', why);
+          set(AssignmentConditions.Routes, 'False', 'QuotaPending', why);
         }
         const plan: AssignmentPlan = {
           assignment: a,

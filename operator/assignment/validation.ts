@@ -113,22 +113,31 @@ export interface AdmissionResult {
  * offers (a host trusts its own Offer, not the matchmaker's arithmetic). With no Offer
  * nothing is hosted.
  */
-/** An older Tenant, other than the requester's own, whose namespace is the requester's. */
+/**
+ * An older Tenant, other than the requester's own, whose namespace is the requester's.
+ * byNamespace: the live Tenants per namespace, oldest first (built once per admission,
+ * so admitting n Assignments over m Tenants costs n + m log m, not n × m).
+ */
 function duplicatePeerTenant(
   requester: string,
   own: Tenant | undefined,
-  tenants: ReadonlyMap<string, Tenant>,
+  byNamespace: ReadonlyMap<string, readonly Tenant[]>,
 ): Tenant | undefined {
-  const ns = tenantNamespaceName(requester);
-  return [...tenants.values()]
-    .filter(
-      (o) =>
-        o.metadata?.name !== requester &&
-        !o.metadata?.deletionTimestamp &&
-        tenantNamespaceName(o.spec.peer) === ns &&
-        (own === undefined || ageOrder(o, own) < 0),
-    )
-    .sort(ageOrder)[0];
+  return (byNamespace.get(tenantNamespaceName(requester)) ?? []).find(
+    (o) => o.metadata?.name !== requester && (own === undefined || ageOrder(o, own) < 0),
+  );
+}
+
+/** The live Tenants of each namespace, oldest first. */
+function tenantsByNamespace(tenants: ReadonlyMap<string, Tenant>): Map<string, Tenant[]> {
+  const out = new Map<string, Tenant[]>();
+  for (const t of tenants.values()) {
+    if (t.metadata?.deletionTimestamp) continue;
+    const ns = tenantNamespaceName(t.spec.peer);
+    out.set(ns, [...(out.get(ns) ?? []), t]);
+  }
+  for (const list of out.values()) list.sort(ageOrder);
+  return out;
 }
 
 export function admitAssignments(
@@ -140,12 +149,13 @@ export function admitAssignments(
   const unitsByRequester = new Map<string, number>();
   const owner = new Map<string, string>();
   let hosted = 0;
+  const byNamespace = tenantsByNamespace(tenants);
   for (const a of [...assignments].sort(byAge)) {
     const key0 = assignmentKey(a);
     // Another, older Tenant already hosts this peer (made by hand): the requester's Tenant
     // would be refused as DuplicatePeer and never get a namespace, so the Assignment is
     // refused now and its units go elsewhere (issue 13 item 7).
-    const occupant = duplicatePeerTenant(a.spec.requester, tenants.get(a.spec.requester), tenants);
+    const occupant = duplicatePeerTenant(a.spec.requester, tenants.get(a.spec.requester), byNamespace);
     if (occupant) {
       problems.set(
         key0,

@@ -93,8 +93,15 @@ function enforcedQuota(): KubeObject {
   const quota = checkQuota(tenant, home.unit);
   if (quota instanceof TenantProblem) throw new Error(quota.message);
   const q = desiredResourceQuota(tenant, quota);
-  // status only: the fake has not seen the spec applied yet, so the reconcile still applies it
-  return { apiVersion: q.apiVersion, kind: q.kind, metadata: q.metadata, status: { hard: q.spec.hard } };
+  // status only: the fake has not seen the spec applied yet, so the reconcile still applies it.
+  // The quota controller writes a usage for every resource it limits (here: none used yet).
+  const used = Object.fromEntries(Object.keys(q.spec.hard).map((k) => [k, '0']));
+  return {
+    apiVersion: q.apiVersion,
+    kind: q.kind,
+    metadata: q.metadata,
+    status: { hard: q.spec.hard, used },
+  };
 }
 
 function reconcilerWith(client: FakeClient, quotas: KubeObject[] = [enforcedQuota()]): TenantReconciler {
@@ -138,7 +145,23 @@ describe('TenantReconciler error paths (fake client)', () => {
 
   it('is not Ready while the quota controller has not computed the quota (VMs would be refused)', async () => {
     const client = new FakeClient(new Map());
-    await expect(reconcilerWith(client, []).reconcile('bob', log)).resolves.toEqual({ requeueAfterMs: 2000 });
+    // no polling: the ResourceQuota watch queues the Tenant when the quota controller writes its status
+    await expect(reconcilerWith(client, []).reconcile('bob', log)).resolves.toBeUndefined();
+    expect(conditionsOf(client)).toContainEqual({
+      type: 'QuotaReady',
+      status: 'False',
+      reason: 'QuotaPending',
+    });
+    expect(conditionsOf(client)).toContainEqual({ type: 'Ready', status: 'False', reason: 'QuotaPending' });
+  });
+
+  it('is not Ready while a limited resource has no usage yet (the API server answers "status unknown for quota")', async () => {
+    // as a quota looks before the quota controller has discovered the KubeVirt CRD
+    const q = enforcedQuota();
+    const status = q.status as { hard: Record<string, string>; used: Record<string, string> };
+    delete status.used['count/virtualmachines.kubevirt.io'];
+    const client = new FakeClient(new Map());
+    await expect(reconcilerWith(client, [q]).reconcile('bob', log)).resolves.toBeUndefined();
     expect(conditionsOf(client)).toContainEqual({
       type: 'QuotaReady',
       status: 'False',

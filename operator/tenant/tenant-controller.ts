@@ -208,7 +208,6 @@ export class TenantReconciler implements Reconciler {
     for (const p of problems) fail(p.condition, p.reason, p.message);
 
     const duplicatePeer = problems.some((p) => p.reason === 'DuplicatePeer');
-    let quotaPending = false;
     const failures: ChildFailure<TenantConditionType>[] = [];
     let wrote = 0;
     /** Applies and prunes the children whose condition has not failed already. */
@@ -248,16 +247,19 @@ export class TenantReconciler implements Reconciler {
       // recomputed, so only a quota never computed is pending: a running tenant does not
       // flap to not-Ready (and its Assignments with it) each time its units change.
       if (!conditions.has(TenantConditions.Quota) && !(plan.quota instanceof TenantProblem)) {
+        // Computed = a usage for every resource it limits: what the API server's quota
+        // admission needs (`count/virtualmachines.kubevirt.io` only once the quota
+        // controller has discovered the KubeVirt CRD).
         const observed = this.cache(Resources.ResourceQuota).get(QUOTA_NAME, ns)?.status as
-          { hard?: Record<string, string> } | undefined;
-        const computed = Object.keys(observed?.hard ?? {}).length > 0;
+          { hard?: Record<string, string>; used?: Record<string, string> } | undefined;
+        const hard = Object.keys(observed?.hard ?? {});
+        const computed = hard.length > 0 && hard.every((k) => observed?.used?.[k] !== undefined);
         if (!computed) {
           fail(
             TenantConditions.Quota,
             'QuotaPending',
             `ResourceQuota ${QUOTA_NAME} is not yet enforced by the quota controller (VMs are refused until it is)`,
           );
-          quotaPending = true;
         }
       }
     }
@@ -294,8 +296,8 @@ export class TenantReconciler implements Reconciler {
     if (retriable) throw retriable;
     if (conditions.has(TenantConditions.Namespace) || namespaces.get(ns)?.metadata?.deletionTimestamp)
       return { requeueAfterMs: 2000 };
-    // (the quota's status change comes through the ResourceQuota watch too; this is a backstop)
-    if (quotaPending) return { requeueAfterMs: 2000 };
+    // A pending quota is not polled: the quota controller's status write comes through the
+    // ResourceQuota watch (owns, by the tenant label) and queues this Tenant again.
   }
 
   /** Delete path: remove the namespace (and with it every child), then the finalizer. */
