@@ -9,6 +9,7 @@
  *
  *   make bench-operator          (= node dist/bench/operator/run.js)
  *   node dist/bench/operator/run.js --tenants 50 --per-tenant 4   (smaller run)
+ *   node dist/bench/operator/run.js --cpu-prof /tmp/prof   (a V8 CPU profile of the operator)
  *   node dist/bench/operator/run.js --ports 0   (no Services/routes: the test control plane's
  *     service CIDR is a /24, so more than ~250 ClusterIP Services cannot be allocated)
  */
@@ -32,6 +33,8 @@ const PER_TENANT = arg('per-tenant', 4);
 const TIMEOUT_S = arg('timeout', 3600);
 /** HTTP ports per VM (each VM with a port gets a Service with a ClusterIP). */
 const PORTS = arg('ports', 1);
+/** `--cpu-prof DIR`: the operator process writes a V8 CPU profile there (node --cpu-prof). */
+const CPU_PROF = ((i) => (i >= 0 ? process.argv[i + 1] : undefined))(process.argv.indexOf('--cpu-prof'));
 
 function get(port: number, path: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -178,6 +181,7 @@ async function main(): Promise<void> {
     const op = spawn(
       process.execPath,
       [
+        ...(CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF] : []),
         join(repoRoot, 'dist', 'cli', 'operator-bin.js'),
         'operator',
         '--kubeconfig',
@@ -224,6 +228,7 @@ async function main(): Promise<void> {
       .join(', ');
     const rss = peakRssMiB(op.pid ?? 0);
     op.kill('SIGTERM');
+    await new Promise((r) => op.once('exit', r));
     const writes = await writesAgainstMinimum(client, metrics);
     const result = {
       tenants: TENANTS,
