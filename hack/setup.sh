@@ -21,8 +21,10 @@ stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
 # Listed here so a fresh machine gets them; only missing ones are installed. The network
 # tests need iproute2 (ip, bridge), nftables (the node agent's guard rails, and the
 # tests' frame counters), iperf3 (bandwidth) and util-linux (unshare, for a node's own
-# /etc); `make bench-solver` installs its own (liblemon-dev, python3-networkx, time).
-DEB_PACKAGES=(iproute2 nftables iperf3 util-linux ${PCLOUD_DEB_PACKAGES:-})
+# /etc); the home cluster (dev/home-cluster.ts) needs containerd and runc (a node's
+# container runtime) and busybox-static (the files of its test image);
+# `make bench-solver` installs its own (liblemon-dev, python3-networkx, time).
+DEB_PACKAGES=(iproute2 nftables iperf3 util-linux containerd runc busybox-static ${PCLOUD_DEB_PACKAGES:-})
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -58,8 +60,13 @@ build_tools() {
 K8S_VERSION=$(cd "$ROOT/tools/kubernetes" && go list -m -f '{{.Version}}' k8s.io/kubernetes)
 K8S_MINOR=$(echo "$K8S_VERSION" | cut -d. -f2)
 K8S_LDFLAGS="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$K8S_MINOR -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$K8S_MINOR"
-build_tools kubernetes "$K8S_LDFLAGS" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kube-controller-manager
+build_tools kubernetes "$K8S_LDFLAGS" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kube-controller-manager \
+  k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kube-proxy
 build_tools etcd "-s -w" personalcloud.io/tools/etcd
+# The home cluster's images: the pod sandbox's pause binary and an image builder
+# (go-containerregistry) that writes tarballs `ctr images import` loads.
+build_tools pause "-s -w" personalcloud.io/tools/pause
+build_tools images "-s -w" personalcloud.io/tools/oci-image
 HELM_VERSION=$(cd "$ROOT/tools/helm" && go list -m -f '{{.Version}}' helm.sh/helm/v3)
 # As helm's own Makefile does: without these, `helm template` assumes Kubernetes v1.20.
 HELM_K8S_MINOR=$(cd "$ROOT/tools/helm" && go list -m -f '{{.Version}}' k8s.io/client-go | cut -d. -f2)
@@ -76,7 +83,7 @@ CNI_BIN="$CACHE/cni/bin"
 build_cni() {
   local dir=$1 stampfile="$CNI_BIN/.stamp-$1" want; shift
   local mod="$ROOT/tools/$dir"
-  want=$(printf '%s\n%s' "$(stamp_of "$mod/go.mod" "$mod/go.sum")" "$(go version)" | sha256sum | cut -c1-16)
+  want=$(printf '%s\n%s\n%s' "$(stamp_of "$mod/go.mod" "$mod/go.sum")" "$(go version)" "$*" | sha256sum | cut -c1-16)
   if [ "$(cat "$stampfile" 2>/dev/null)" = "$want" ]; then return; fi
   mkdir -p "$CNI_BIN"
   log "building CNI plugins from tools/$dir"
@@ -89,6 +96,7 @@ build_cni cni \
   bridge github.com/containernetworking/plugins/plugins/main/bridge \
   bandwidth github.com/containernetworking/plugins/plugins/meta/bandwidth \
   loopback github.com/containernetworking/plugins/plugins/main/loopback \
+  host-local github.com/containernetworking/plugins/plugins/ipam/host-local \
   cnitool github.com/containernetworking/cni/cnitool
 build_cni whereabouts whereabouts github.com/k8snetworkplumbingwg/whereabouts/cmd
 

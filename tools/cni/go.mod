@@ -1,4 +1,4 @@
-// Builds the CNI reference plugins (bridge, bandwidth, loopback) and cnitool, which
+// Builds the CNI reference plugins (bridge, bandwidth, loopback, host-local) and cnitool, which
 // calls them as a container runtime does, from pinned modules.
 module personalcloud.io/tools/cni
 
@@ -6,12 +6,14 @@ go 1.26.8
 
 tool (
 	github.com/containernetworking/cni/cnitool
+	github.com/containernetworking/plugins/plugins/ipam/host-local
 	github.com/containernetworking/plugins/plugins/main/bridge
 	github.com/containernetworking/plugins/plugins/main/loopback
 	github.com/containernetworking/plugins/plugins/meta/bandwidth
 )
 
 require (
+	github.com/alexflint/go-filemutex v1.3.0 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/containernetworking/cni v1.3.1 // indirect
 	github.com/containernetworking/plugins v1.10.0 // indirect
