@@ -10,7 +10,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { jest } from '@jest/globals';
 import { eventually } from '../dev/eventually.js';
-import { HomeCluster } from '../dev/home-cluster.js';
+import { HomeCluster, sweepHomeClusters } from '../dev/home-cluster.js';
 import { BUSYBOX_IMAGE } from '../dev/images.js';
 import { runCommand } from '../dev/run-command.js';
 
@@ -22,8 +22,8 @@ const readSysctls = (): string[] => SYSCTLS.map((s) => readFileSync(`/proc/sys/$
 // Paths kubelet and the CNI library write whatever their configuration says.
 const FIXED_PATHS = ['/var/lib/kubelet', '/var/log/containers', '/run/containerd'];
 let hc: HomeCluster;
-const sysctlsBefore = readSysctls();
-const fixedPathsBefore = FIXED_PATHS.map((p) => existsSync(p));
+let sysctlsBefore: string[];
+let fixedPathsBefore: boolean[];
 
 interface Pod {
   spec: { nodeName?: string };
@@ -73,6 +73,10 @@ function inSubnet(ip: string, subnet: string): boolean {
 }
 
 beforeAll(async () => {
+  // The host as found: after what a killed earlier run left (its sysctls too) is swept.
+  sweepHomeClusters();
+  sysctlsBefore = readSysctls();
+  fixedPathsBefore = FIXED_PATHS.map((p) => existsSync(p));
   hc = await HomeCluster.start({
     nodes: ['n1', 'n2'],
     controlPlane: { name: 'home-e2e', ourCRDs: false, thirdPartyCRDs: false },
