@@ -48,6 +48,12 @@ export interface ControlPlaneOptions {
   detached?: boolean;
   /** How long to wait for each component to become ready (ms). */
   readyTimeoutMs?: number;
+  /**
+   * The address kube-apiserver listens on and advertises (default 127.0.0.1). Give a
+   * non-loopback address of this host to serve clients in network namespaces (node
+   * agents on a simulated home LAN); it must exist before start().
+   */
+  address?: string;
 }
 
 export interface MintedUser {
@@ -211,7 +217,7 @@ export class ControlPlane {
     this.name = name;
     this.dir = dir;
     this.ports = { etcdClient, etcdPeer, apiserver, kcm };
-    this.server = `https://127.0.0.1:${apiserver}`;
+    this.server = `https://${opts.address ?? '127.0.0.1'}:${apiserver}`;
     this.kubeconfigPath = join(dir, 'kubeconfig');
     this.opts = {
       ourCRDs: opts.ourCRDs ?? true,
@@ -219,6 +225,7 @@ export class ControlPlane {
       controllerManager: opts.controllerManager ?? true,
       detached: opts.detached ?? false,
       readyTimeoutMs: opts.readyTimeoutMs ?? 90_000,
+      address: opts.address ?? '127.0.0.1',
     };
   }
 
@@ -269,7 +276,7 @@ export class ControlPlane {
     this.ca = await createCertificateAuthority(`pcloud-${this.name}-ca`);
     const serving = await this.ca.issueServing(
       ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'],
-      ['127.0.0.1', KUBERNETES_SERVICE_IP],
+      [...new Set(['127.0.0.1', this.opts.address, KUBERNETES_SERVICE_IP])],
     );
     this.admin = await this.ca.issueClient('pcloud-admin', ['system:masters']);
     const sa = createServiceAccountKey();
@@ -386,8 +393,8 @@ export class ControlPlane {
     const pki = join(this.dir, 'pki');
     return [
       `--etcd-servers=http://127.0.0.1:${this.ports.etcdClient}`,
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
+      `--bind-address=${this.opts.address}`,
+      `--advertise-address=${this.opts.address}`,
       `--secure-port=${this.ports.apiserver}`,
       `--cert-dir=${join(this.dir, 'apiserver-certs')}`,
       `--tls-cert-file=${join(pki, 'serving.crt')}`,

@@ -24,7 +24,7 @@ stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
 # /etc); the home cluster (dev/home-cluster.ts) needs containerd and runc (a node's
 # container runtime) and busybox-static (the files of its test image);
 # `make bench-solver` installs its own (liblemon-dev, python3-networkx, time).
-DEB_PACKAGES=(iproute2 nftables iperf3 util-linux containerd runc busybox-static ${PCLOUD_DEB_PACKAGES:-})
+DEB_PACKAGES=(iproute2 iputils-ping nftables iperf3 util-linux containerd runc busybox-static ${PCLOUD_DEB_PACKAGES:-})
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
