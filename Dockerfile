@@ -11,10 +11,13 @@ COPY api api
 COPY kube kube
 COPY operator operator
 COPY matchmaker matchmaker
+COPY node-agent node-agent
 COPY cli cli
 RUN npx tsc -p tsconfig.image.json && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
+# The node agent programs links, the VXLAN flood lists and nftables with iproute2 and nft.
+RUN apt-get update && apt-get install -y --no-install-recommends iproute2 nftables && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules node_modules

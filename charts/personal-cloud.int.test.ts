@@ -81,6 +81,7 @@ test.each([
   ['create', 'virtualmachines.kubevirt.io', 'tenant-bob', 'yes'],
   ['create', 'network-attachment-definitions.k8s.cni.cncf.io', 'tenant-bob', 'yes'],
   ['create', 'ciliumnetworkpolicies.cilium.io', 'tenant-bob', 'yes'],
+  ['create', 'networkpolicies.networking.k8s.io', 'tenant-bob', 'yes'],
   ['create', 'httproutes.gateway.networking.k8s.io', 'tenant-bob', 'yes'],
   ['create', 'tlsroutes.gateway.networking.k8s.io', 'tenant-bob', 'yes'],
   ['update', 'tenants.personalcloud.io/status', '', 'yes'],
@@ -106,6 +107,56 @@ test.each([
   ['escalate', 'roles.rbac.authorization.k8s.io', 'tenant-bob', 'no'],
 ])('the operator ServiceAccount: can-i %s %s in %p -> %s', async (verb, resource, namespace, answer) => {
   const args = ['auth', 'can-i', verb, resource, `--as=${SA}`];
+  if (namespace !== '') args.push('-n', namespace);
+  const res = await cp.kubectl(args);
+  expect(res.stdout.trim()).toBe(answer);
+});
+
+test('the node agent DaemonSet: host network, its node name, CAP_NET_ADMIN and nothing else', async () => {
+  const res = await cp.kubectl(['get', 'daemonset', 'personal-cloud-node-agent', '-n', NS, '-o', 'json']);
+  expect(res.code).toBe(0);
+  const spec = (
+    JSON.parse(res.stdout) as {
+      spec: {
+        template: {
+          spec: {
+            hostNetwork: boolean;
+            containers: {
+              args: string[];
+              env: { name: string; valueFrom?: unknown }[];
+              securityContext: {
+                capabilities: { add: string[]; drop: string[] };
+                readOnlyRootFilesystem: boolean;
+              };
+            }[];
+          };
+        };
+      };
+    }
+  ).spec.template.spec;
+  expect(spec.hostNetwork).toBe(true);
+  const c = spec.containers[0]!;
+  expect(c.args).toEqual(['node-agent']);
+  expect(c.env).toContainEqual({
+    name: 'PCLOUD_NODE_NAME',
+    valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'spec.nodeName' } },
+  });
+  expect(c.securityContext.capabilities).toEqual({ add: ['NET_ADMIN'], drop: ['ALL'] });
+  expect(c.securityContext.readOnlyRootFilesystem).toBe(true);
+});
+
+const NODE_AGENT_SA = `system:serviceaccount:${NS}:personal-cloud-node-agent`;
+test.each([
+  ['watch', 'tenants.personalcloud.io', '', 'yes'],
+  ['watch', 'nodes', '', 'yes'],
+  ['create', 'events.events.k8s.io', 'default', 'yes'],
+  // read-only on the API: it changes nothing but its node's kernel state
+  ['update', 'tenants.personalcloud.io/status', '', 'no'],
+  ['patch', 'nodes', '', 'no'],
+  ['get', 'secrets', NS, 'no'],
+  ['list', 'pods', '', 'no'],
+])('the node agent ServiceAccount: can-i %s %s in %p -> %s', async (verb, resource, namespace, answer) => {
+  const args = ['auth', 'can-i', verb, resource, `--as=${NODE_AGENT_SA}`];
   if (namespace !== '') args.push('-n', namespace);
   const res = await cp.kubectl(args);
   expect(res.stdout.trim()).toBe(answer);
@@ -188,6 +239,14 @@ test.each([
   [
     ['--set', 'peer=alice', '--set', 'homeDomain=a.org', '--set', 'leaderElection.enabled=false'],
     'replicaCount > 1 needs leaderElection.enabled=true',
+  ],
+  [
+    ['--set', 'peer=alice', '--set', 'homeDomain=a.org', '--set', 'tenantNetwork.mtu=1500000'],
+    "at '/tenantNetwork/mtu'",
+  ],
+  [
+    ['--set', 'peer=alice', '--set', 'homeDomain=a.org', '--set-json', 'clusterCIDRs=[]'],
+    "at '/clusterCIDRs'",
   ],
 ])('bad values %j are refused naming the value', async (values, message) => {
   const res = await helm(['template', 'pc', CHART, ...values]);

@@ -12,6 +12,7 @@ import { JOIN_SECRET, SYSTEM_NAMESPACE, peerNameProblem } from '../api/federatio
 import { parseMilli, QuantityError } from '../api/quantity.js';
 import type { MatchmakerConfig } from '../matchmaker/controller/matchmaker-controller.js';
 import type { OperatorConfig } from '../operator/config.js';
+import type { NodeAgentConfig } from '../node-agent/main.js';
 import { parseCidr } from '../operator/network-address.js';
 import { DEFAULT_CLUSTER_CIDRS } from '../operator/home.js';
 
@@ -466,6 +467,66 @@ export function matchmakerConfigFromOptions(raw: Record<string, unknown>): Match
     identity: o.identity('identity'),
     writeConcurrency: o.positiveInteger('writeConcurrency'),
     maxObjectBytes: o.positiveInteger('maxObjectBytes'),
+    logLevel: o.text('logLevel'),
+  };
+}
+
+/** The node agent's flags, keyed by commander's camelCase attribute name. */
+export const NODE_AGENT_FLAGS = {
+  kubeconfig: {
+    flags: '--kubeconfig <path>',
+    description: 'kubeconfig of the home cluster (in-cluster config when unset)',
+    env: 'KUBECONFIG',
+  },
+  nodeName: {
+    flags: '--node-name <name>',
+    description: 'the Node this agent runs on (the chart passes spec.nodeName)',
+    env: 'PCLOUD_NODE_NAME',
+  },
+  resyncInterval: {
+    flags: '--resync-interval <seconds>',
+    description: 'how often the node is compared with the API even without a change (repairs drift)',
+    env: 'PCLOUD_RESYNC_INTERVAL',
+    default: '30',
+  },
+  metricsPort: {
+    flags: '--metrics-port <port>',
+    description: 'port of /metrics, /healthz and /readyz (0 picks a free one)',
+    env: 'PCLOUD_METRICS_PORT',
+    default: '8081',
+  },
+  metricsHost: {
+    flags: '--metrics-host <address>',
+    description: 'address the metrics server listens on',
+    env: 'PCLOUD_METRICS_HOST',
+    default: '0.0.0.0',
+  },
+  logLevel: {
+    flags: '--log-level <level>',
+    description: 'pino log level',
+    env: 'LOG_LEVEL',
+    default: 'info',
+  },
+} as const satisfies FlagTable;
+
+export function nodeAgentOptions(): Option[] {
+  return Object.values(NODE_AGENT_FLAGS).map(optionOf);
+}
+
+/** Validates the parsed options into the node agent's config (every default from NODE_AGENT_FLAGS). */
+export function nodeAgentConfigFromOptions(raw: Record<string, unknown>): NodeAgentConfig {
+  const o = new Options(NODE_AGENT_FLAGS, raw);
+  const nodeName = o.text('nodeName');
+  if (!nodeName)
+    throw new ConfigError('--node-name (or PCLOUD_NODE_NAME) is required: the Node this agent runs on');
+  if (!DNS_SUBDOMAIN.test(nodeName) || nodeName.length > 253)
+    throw new ConfigError(`--node-name must be a Node name (a DNS subdomain), got ${nodeName}`);
+  return {
+    kubeconfig: o.text('kubeconfig') || undefined,
+    nodeName,
+    resyncMs: o.seconds('resyncInterval'),
+    metricsPort: o.port('metricsPort'),
+    metricsHost: o.text('metricsHost'),
     logLevel: o.text('logLevel'),
   };
 }

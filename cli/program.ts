@@ -18,6 +18,7 @@ export const RUNTIME_COMMANDS: CommandLoaders = {
   federation: async () => (await import('./commands/federation.js')).registerFederationCommand,
   matchmaker: async () => (await import('./commands/matchmaker.js')).registerMatchmakerCommand,
   operator: async () => (await import('./commands/operator.js')).registerOperatorCommand,
+  'node-agent': async () => (await import('./commands/node-agent.js')).registerNodeAgentCommand,
   solve: async () => (await import('./commands/solve.js')).registerSolveCommand,
   match: async () => (await import('./commands/match.js')).registerMatchCommand,
   simulate: async () => (await import('./commands/simulate.js')).registerSimulateCommand,

@@ -151,3 +151,15 @@ export function firstDifference(observed: unknown, desired: unknown, path = ''):
   }
   return undefined;
 }
+
+/**
+ * Older first (creationTimestamp, then name): which of two objects claiming one thing
+ * keeps it. Timestamps are compared as instants, whether they came as strings (JSON)
+ * or Dates.
+ */
+export function ageOrder(a: { metadata?: OwnerMeta }, b: { metadata?: OwnerMeta }): number {
+  const ta = a.metadata?.creationTimestamp ? new Date(a.metadata.creationTimestamp).getTime() : 0;
+  const tb = b.metadata?.creationTimestamp ? new Date(b.metadata.creationTimestamp).getTime() : 0;
+  return ta - tb || (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? '');
+}
+type OwnerMeta = { name?: string; creationTimestamp?: Date | string };

@@ -10,7 +10,7 @@ import { hostnameSuffixFor, type Home } from '../home.js';
 import { tenantNamespaceName } from '../../api/labels.js';
 import { routeName, serviceName } from './routes.js';
 import { vmNames } from './virtual-machines.js';
-import { ageOrder } from '../tenant/validation.js';
+import { ageOrder } from '../../kube/ownership.js';
 
 export const AssignmentReasons = {
   DuplicateHostname: 'DuplicateHostname',

@@ -13,6 +13,7 @@ import type { NetworkAttachmentDefinition } from '../../generated/multus.js';
 import type { Tenant, TenantStatus } from '../../generated/personalcloud.js';
 import type { Desired } from '../../kube/client.js';
 import { shortHash } from '../../api/labels.js';
+import { ageOrder } from '../../kube/ownership.js';
 import type { Cidr } from '../network-address.js';
 import { tenantChildMeta } from './namespace.js';
 import type { TenantRates } from './validation.js';
@@ -31,12 +32,6 @@ export function tenantBridgeName(peer: string): string {
 /** Where the search for a Tenant's VNI starts: a hash of its peer, so it is stable across re-creation. */
 export function preferredVni(peer: string): number {
   return 1 + (parseInt(shortHash(`vni:${peer}`, 8), 16) % VNI_MAX);
-}
-
-function ageOrder(a: Tenant, b: Tenant): number {
-  const ta = String(a.metadata?.creationTimestamp ?? '');
-  const tb = String(b.metadata?.creationTimestamp ?? '');
-  return ta === tb ? String(a.metadata?.name).localeCompare(String(b.metadata?.name)) : ta.localeCompare(tb);
 }
 
 /**

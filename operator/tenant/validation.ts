@@ -3,6 +3,7 @@
  * a typed value naming the condition it fails and a CamelCase reason; the controller
  * turns it into a False condition and a Warning Event and keeps reconciling the rest.
  */
+import { ageOrder } from '../../kube/ownership.js';
 import type { Tenant } from '../../generated/personalcloud.js';
 import type { Home } from '../home.js';
 import { DEFAULT_VM_BANDWIDTH, hostnameSuffixFor } from '../home.js';
@@ -139,11 +140,6 @@ export function checkQuota(t: Tenant, unit: Home['unit']): TenantQuota | TenantP
 }
 
 /** Oldest first (creation time, then name): the older of two conflicting Tenants wins. */
-export function ageOrder(a: Tenant, b: Tenant): number {
-  const ta = a.metadata?.creationTimestamp ? new Date(a.metadata.creationTimestamp).getTime() : 0;
-  const tb = b.metadata?.creationTimestamp ? new Date(b.metadata.creationTimestamp).getTime() : 0;
-  return ta - tb || (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? '');
-}
 
 /**
  * Conflicts with other Tenants: the same peer (so the same namespace), or the same
