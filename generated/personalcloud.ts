@@ -19,12 +19,18 @@ export const RESOURCES = {
     namespaced: true,
   },
   Tenant: { apiVersion: 'personalcloud.io/v1alpha1', kind: 'Tenant', plural: 'tenants', namespaced: false },
+  PortalGrant: {
+    apiVersion: 'personalcloud.io/v1alpha1',
+    kind: 'PortalGrant',
+    plural: 'portalgrants',
+    namespaced: true,
+  },
 } as const;
 
 export type Kind = keyof typeof RESOURCES;
 
 /** Any object of the personalcloud.io API. */
-export type PersonalCloudObject = Offer | Request | Assignment | Tenant;
+export type PersonalCloudObject = Offer | Request | Assignment | Tenant | PortalGrant;
 
 /**
  * Offer is what a home hosts for other homes: spec.units units, each of the size spec.unit, each VM capped at spec.bandwidth.
@@ -124,6 +130,31 @@ export interface TenantList {
   kind: 'TenantList';
   metadata?: V1ListMeta;
   items: Tenant[];
+}
+
+/**
+ * PortalGrant opens one declared TCP or UDP port of one VM of this tenant to one client address, through the home's public address, until spec.expiresAt. Deleting it revokes it.
+ */
+export interface PortalGrant {
+  apiVersion: typeof API_VERSION;
+  kind: 'PortalGrant';
+  metadata?: V1ObjectMeta;
+  /**
+   * What is opened, to whom, until when. Immutable.
+   */
+  spec: PortalGrantSpec;
+  /**
+   * What the node agent made of the grant.
+   */
+  status?: PortalGrantStatus;
+}
+
+/** A list of PortalGrant objects, as the API server returns it. */
+export interface PortalGrantList {
+  apiVersion: typeof API_VERSION;
+  kind: 'PortalGrantList';
+  metadata?: V1ListMeta;
+  items: PortalGrant[];
 }
 
 /**
@@ -336,6 +367,10 @@ export interface RequestSpec {
    */
   placement?: Placement;
   /**
+   * The requester home's portal login key: an Ed25519 public key (32 bytes, base64url without padding, as `pcloud portal keygen` prints it). Hosts' portals accept sign-in assertions of this home's users signed by its private key. Copied onto the Request's Assignments by the matchmaker.
+   */
+  loginKey?: string;
+  /**
    * The VM each unit runs.
    */
   vm: VmSpec;
@@ -425,6 +460,10 @@ export interface AssignmentSpec {
    * How many units (VMs) of the Request the host runs. At least 1.
    */
   units: number;
+  /**
+   * The requester home's portal login key (Ed25519 public key, base64url), copied from the Request: the host's portal verifies this home's sign-in assertions with it.
+   */
+  loginKey?: string;
   /**
    * The VM each unit runs, copied from the Request.
    */
@@ -578,6 +617,68 @@ export interface TenantStatus {
   network?: TenantStatusNetwork;
   /**
    * Observations of the Tenant's state. Known types: Ready.
+   *
+   * Items: Condition contains details for one aspect of the current state of this object.
+   */
+  conditions?: Condition[];
+}
+
+/**
+ * What is opened, to whom, until when. Immutable.
+ */
+export interface PortalGrantSpec {
+  /**
+   * Name of the VM (a VirtualMachine in this namespace).
+   */
+  vm: string;
+  /**
+   * TCP or UDP.
+   */
+  protocol: 'TCP' | 'UDP';
+  /**
+   * The port inside the VM; must be one the VM declares with this protocol.
+   */
+  port: number;
+  /**
+   * The one IPv4 address allowed to connect (the signed-in user's address).
+   */
+  clientAddress: string;
+  /**
+   * When the grant ends (RFC 3339). The node agent never opens a port for longer than its maximum.
+   */
+  expiresAt: string;
+  /**
+   * Who asked for it (user@home), for the record.
+   */
+  user?: string;
+}
+
+/**
+ * What the node agent made of the grant.
+ */
+export interface PortalGrantStatus {
+  /**
+   * The metadata.generation this status was computed from.
+   */
+  observedGeneration?: number;
+  /**
+   * Pending (not realised yet), Active (forwarding), Expired, or Refused (see the Ready condition).
+   */
+  phase?: 'Pending' | 'Active' | 'Expired' | 'Refused';
+  /**
+   * The port on the home's public address that forwards to the VM for the client.
+   */
+  publicPort?: number;
+  /**
+   * address:port the client connects to.
+   */
+  endpoint?: string;
+  /**
+   * The node whose nftables carry the grant (the chief).
+   */
+  node?: string;
+  /**
+   * Observations of the grant. Known types: Ready.
    *
    * Items: Condition contains details for one aspect of the current state of this object.
    */

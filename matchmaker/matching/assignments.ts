@@ -2,7 +2,8 @@
  * The Assignments a matching wants (pure): one per (Request, host) pair with units, named
  * `assignmentName(requester, request)` in the host's namespace `peer-<host>` (the host
  * must read the whole spec to provision; api/federation.ts), labelled with requester,
- * request and host (values hashed down to 63 characters when longer), `spec.vm` copied from the Request.
+ * request and host (values hashed down to 63 characters when longer), `spec.vm` and
+ * `spec.loginKey` copied from the Request.
  */
 import type { Assignment, Request } from '../../generated/personalcloud.js';
 import {
@@ -40,6 +41,14 @@ export function desiredAssignment(p: Placed, request: Request): DesiredAssignmen
         [HOST_LABEL]: p.host,
       },
     },
-    spec: { requester: p.requester, request: p.request, host: p.host, units: p.units, vm: request.spec.vm },
+    spec: {
+      requester: p.requester,
+      request: p.request,
+      host: p.host,
+      units: p.units,
+      // The requester's portal login key travels with its VMs to the host (docs/portal.md).
+      ...(request.spec.loginKey ? { loginKey: request.spec.loginKey } : {}),
+      vm: request.spec.vm,
+    },
   };
 }

@@ -5,6 +5,7 @@ import {
   boundFor,
   buildInstance,
   checkHostReport,
+  desiredAssignment,
   match,
   offerStatuses,
   requestStatus,
@@ -255,5 +256,18 @@ describe('assignmentName', () => {
     const long = assignmentName('alice', 'x'.repeat(80));
     expect(long).toMatch(/^alice\.x{46}-[0-9a-f]{10}$/);
     expect(long).not.toBe(assignmentName('alice', 'x'.repeat(81)));
+  });
+});
+
+describe('desiredAssignment', () => {
+  it("carries the requester's portal login key to the host, and no key when the Request has none", () => {
+    const key = 'A'.repeat(42) + 'E';
+    const withKey: Request = {
+      ...request('alice', 'web', 1),
+      spec: { ...request('alice', 'web', 1).spec, loginKey: key },
+    };
+    const placed = { requester: 'alice', request: 'web', host: 'bob', units: 1 };
+    expect(desiredAssignment(placed, withKey).spec.loginKey).toBe(key);
+    expect(desiredAssignment(placed, request('alice', 'web', 1)).spec).not.toHaveProperty('loginKey');
   });
 });
