@@ -13,6 +13,7 @@ import { parseMilli, QuantityError } from '../api/quantity.js';
 import type { MatchmakerConfig } from '../matchmaker/controller/matchmaker-controller.js';
 import type { OperatorConfig } from '../operator/config.js';
 import type { NodeAgentConfig } from '../node-agent/main.js';
+import { parsePortRange, type PortRange } from '../node-agent/grant-plan.js';
 import { parseCidr } from '../operator/network-address.js';
 import { DEFAULT_CLUSTER_CIDRS } from '../operator/home.js';
 
@@ -501,6 +502,24 @@ export const NODE_AGENT_FLAGS = {
     env: 'PCLOUD_METRICS_HOST',
     default: '0.0.0.0',
   },
+  chiefNode: {
+    flags: '--chief-node <name>',
+    description:
+      "the home's chief node (where the router forwards the portal's public ports): the agent on it realises the portal's grants as nftables DNAT",
+    env: 'PCLOUD_CHIEF_NODE',
+  },
+  grantPorts: {
+    flags: '--grant-ports <first-last>',
+    description: "public ports the chief hands out to the portal's grants",
+    env: 'PCLOUD_GRANT_PORTS',
+    default: '40000-40999',
+  },
+  grantMaxSeconds: {
+    flags: '--grant-max-seconds <seconds>',
+    description: 'the longest the chief keeps a grant open, whatever its expiresAt says',
+    env: 'PCLOUD_GRANT_MAX_SECONDS',
+    default: '3600',
+  },
   logLevel: {
     flags: '--log-level <level>',
     description: 'pino log level',
@@ -528,5 +547,15 @@ export function nodeAgentConfigFromOptions(raw: Record<string, unknown>): NodeAg
     metricsPort: o.port('metricsPort'),
     metricsHost: o.text('metricsHost'),
     logLevel: o.text('logLevel'),
+    ...(o.text('chiefNode') === nodeName ? { grants: grantConfig(o) } : {}),
   };
+}
+
+function grantConfig(o: Options<typeof NODE_AGENT_FLAGS>): { range: PortRange; maxSeconds: number } {
+  const range = parsePortRange(o.text('grantPorts'));
+  if (!range)
+    throw new ConfigError(
+      `--grant-ports must be a port range such as 40000-40999, got ${o.text('grantPorts')}`,
+    );
+  return { range, maxSeconds: o.seconds('grantMaxSeconds') / 1000 };
 }

@@ -6,6 +6,8 @@ import { createLogger } from '../kube/logger.js';
 import { Manager } from '../kube/manager.js';
 import { OperatorMetrics } from '../kube/metrics.js';
 import { setupNodeAgent } from './node-agent.js';
+import { setupGrants } from './grants.js';
+import type { PortRange } from './grant-plan.js';
 
 const KUBECONFIG_FLAG = '--kubeconfig (or KUBECONFIG)';
 
@@ -17,6 +19,8 @@ export interface NodeAgentConfig {
   metricsPort: number;
   metricsHost: string;
   logLevel: string;
+  /** Set on the chief node: realise the portal's grants here (docs/portal.md). */
+  grants?: { range: PortRange; maxSeconds: number };
 }
 
 export interface RunningNodeAgent {
@@ -43,6 +47,8 @@ export async function runNodeAgent(
   });
   const events = new EventRecorder(client, 'node-agent', config.nodeName, log);
   setupNodeAgent(mgr, { nodeName: config.nodeName, resyncMs: config.resyncMs, events });
+  if (config.grants)
+    setupGrants(mgr, { nodeName: config.nodeName, resyncMs: config.resyncMs, events, ...config.grants });
   mgr.require({ kubeconfigFlag: KUBECONFIG_FLAG, namespaces: [], events });
   let metricsPort: number;
   try {
