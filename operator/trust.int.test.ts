@@ -139,7 +139,11 @@ describe('item 1: the chart defaults host, and Ready follows the Tenant', () => 
     await settled('alice-web');
     const tenant = await eventually('Tenant alice settled', async () => {
       const t = await client.get(Resources.Tenant, 'alice');
-      return condition(t, 'NetworkReady') ? t : undefined;
+      // settled also means kube-controller-manager has computed the quota: the operator
+      // waits for that through its ResourceQuota watch (QuotaPending), idle, not polling
+      return condition(t, 'NetworkReady') && condition(t, 'QuotaReady')?.reason !== 'QuotaPending'
+        ? t
+        : undefined;
     });
     expect(`NetworkReady ${condition(tenant, 'NetworkReady')?.reason}`).toBe('NetworkReady NetworkApplied');
     expect(condition(tenant, 'Ready')?.status).toBe('True');
