@@ -1,6 +1,9 @@
-# The operator image the Helm chart runs (`pcloud operator`, `pcloud matchmaker`).
-# Not built in this repository's CI: the development machines have no container engine.
-FROM node:20-bookworm-slim AS build
+# The operator image the Helm chart runs (`pcloud operator`, `pcloud node-agent`, `pcloud matchmaker`).
+# The development machines have no container engine: the home-cluster tests build the same
+# image without one (dev/images.ts operatorImage(): mmdebstrap's Debian bookworm with the
+# packages of tools/operator-image/image.env, Node's own binary at /usr/local/bin/node, /app
+# as below, user 65532, the same entrypoint). Keep the two in step.
+FROM node:20.20.2-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -15,9 +18,12 @@ COPY node-agent node-agent
 COPY cli cli
 RUN npx tsc -p tsconfig.image.json && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
-# The node agent programs links, the VXLAN flood lists and nftables with iproute2 and nft.
-RUN apt-get update && apt-get install -y --no-install-recommends iproute2 nftables && rm -rf /var/lib/apt/lists/*
+FROM debian:bookworm-slim
+# The node agent programs links, the VXLAN flood lists and nftables with iproute2 and nft;
+# Node's binary links libstdc++ (tools/operator-image/image.env lists the same packages).
+RUN apt-get update && apt-get install -y --no-install-recommends iproute2 nftables ca-certificates libstdc++6 \
+  && rm -rf /var/lib/apt/lists/*
+COPY --from=build /usr/local/bin/node /usr/local/bin/node
 WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules node_modules

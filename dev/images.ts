@@ -1,11 +1,23 @@
-// Container images built on this machine, without a Docker engine or a registry: the
-// pinned `oci-image` tool (go-containerregistry, tools/images) writes a single-layer
-// image tarball from local files, reproducibly (fixed times and owners), which
-// `ctr images import` loads into a node's containerd. Tarballs are cached in
-// .cache/images under a hash of everything that goes into them.
+// Container images built on this machine, without a Docker engine: the pinned
+// `oci-image` tool (go-containerregistry, tools/images) writes an image tarball from
+// local files (and, for the operator image, a Debian root filesystem that setup built
+// with mmdebstrap), reproducibly (fixed times and owners). `ctr images import` loads a
+// tarball into a node's containerd, or `pushImage` puts it in the home cluster's
+// registry. Tarballs are cached in .cache/images under a hash of everything that goes
+// into them.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
 import { BIN_DIR } from './control-plane.js';
 import { repoRoot } from './paths.js';
 import { runCommand } from './run-command.js';
@@ -21,8 +33,15 @@ export interface ImageSpec {
   links?: Record<string, string>;
   /** Empty directories (/tmp gets mode 1777). */
   dirs?: string[];
+  /** Path in the image → a folder on this machine, copied recursively. */
+  trees?: Record<string, string>;
+  /** A root filesystem tarball: the image's first layer. */
+  base?: string;
   entrypoint?: string[];
   cmd?: string[];
+  workdir?: string;
+  /** e.g. 65532:65532 */
+  user?: string;
 }
 
 export interface BuiltImage {
@@ -43,6 +62,8 @@ export async function buildImage(spec: ImageSpec): Promise<BuiltImage> {
   hash.update(JSON.stringify(spec));
   hash.update(readFileSync(tool()));
   for (const src of Object.values(spec.files)) hash.update(readFileSync(src));
+  for (const dir of Object.values(spec.trees ?? {})) hashTree(hash, dir);
+  if (spec.base) hash.update(readFileSync(spec.base));
   const key = hash.digest('hex').slice(0, 16);
   mkdirSync(IMAGE_DIR, { recursive: true });
   const path = join(IMAGE_DIR, `${spec.tag.replace(/[^a-zA-Z0-9.-]+/g, '_')}-${key}.tar`);
@@ -51,11 +72,35 @@ export async function buildImage(spec: ImageSpec): Promise<BuiltImage> {
   for (const [dest, src] of Object.entries(spec.files)) args.push('-file', `${dest}=${src}`);
   for (const [dest, target] of Object.entries(spec.links ?? {})) args.push('-link', `${dest}=${target}`);
   for (const d of spec.dirs ?? []) args.push('-dir', d);
+  for (const [dest, src] of Object.entries(spec.trees ?? {})) args.push('-tree', `${dest}=${src}`);
+  if (spec.base) args.push('-base', spec.base);
+  if (spec.workdir) args.push('-workdir', spec.workdir);
+  if (spec.user) args.push('-user', spec.user);
   if (spec.entrypoint) args.push('-entrypoint', JSON.stringify(spec.entrypoint));
   if (spec.cmd) args.push('-cmd', JSON.stringify(spec.cmd));
   const r = await runCommand(tool(), args);
   if (r.code !== 0) throw new Error(`oci-image ${args.join(' ')} failed: ${r.stderr}`);
   return { tag: spec.tag, path };
+}
+
+/** Names, modes and contents of every file under dir (symbolic links by target), in order. */
+function hashTree(hash: ReturnType<typeof createHash>, dir: string): void {
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const p = join(d, e.name);
+      hash.update(`${relative(dir, p)}\0${statSync(p, { throwIfNoEntry: false })?.mode ?? 0}\0`);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile()) hash.update(readFileSync(p));
+    }
+  };
+  walk(dir);
+}
+
+/** Pushes an image tarball to a plain-HTTP registry as ref (host:port/repo:tag); returns its digest. */
+export async function pushImage(image: BuiltImage, ref: string): Promise<string> {
+  const r = await runCommand(tool(), ['push', '-i', image.path, '-ref', ref]);
+  if (r.code !== 0) throw new Error(`oci-image push ${image.path} ${ref} failed: ${r.stderr}`);
+  return r.stdout.trim();
 }
 
 /** The pod sandbox image: the static pause binary built from tools/pause. */
@@ -82,5 +127,104 @@ export function busyboxImage(): Promise<BuiltImage> {
     links,
     dirs: ['/tmp', '/etc', '/proc', '/sys', '/dev'],
     entrypoint: ['/bin/sh'],
+  });
+}
+
+/** Where setup put the operator image's base (tools/operator-image/image.env). */
+const BASE_DIR = join(IMAGE_DIR, 'base');
+/** The runtime floors the image is compiled from (tsconfig.image.json's include). */
+function runtimeFloors(): string[] {
+  const config = JSON.parse(readFileSync(join(repoRoot, 'tsconfig.image.json'), 'utf8')) as {
+    include: string[];
+  };
+  return config.include;
+}
+const BUILD_PREFIX = 'pcloud-img-';
+
+/** Removes build folders of image builds whose process is gone. */
+function sweepImageBuilds(): void {
+  for (const e of readdirSync(tmpdir())) {
+    const m = new RegExp(`^${BUILD_PREFIX}(\\d+)-`).exec(e);
+    if (!m) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+    } catch {
+      rmSync(join(tmpdir(), e), { recursive: true, force: true });
+    }
+  }
+}
+
+/** The sources and build inputs of the image's /app, hashed to know when to rebuild. */
+function appInputsKey(): string {
+  const hash = createHash('sha256');
+  for (const f of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.image.json'])
+    hash.update(readFileSync(join(repoRoot, f)));
+  for (const d of [...runtimeFloors(), 'crds']) hashTree(hash, join(repoRoot, d));
+  return hash.digest('hex').slice(0, 16);
+}
+
+/**
+ * The operator image the chart runs, as the repository's Dockerfile describes it: a
+ * Debian bookworm root filesystem with iproute2, nftables and ca-certificates
+ * (mmdebstrap), Node's own binary at /usr/local/bin/node, and /app with dist/ compiled
+ * from the runtime floors alone, production node_modules, package.json and crds/;
+ * user 65532, entrypoint `node --enable-source-maps dist/cli/pcloud.js`, command
+ * `operator`. /app is assembled in a temporary folder only when its inputs changed.
+ */
+export async function operatorImage(tag: string): Promise<BuiltImage> {
+  const rootfs = join(BASE_DIR, 'rootfs.tar');
+  const node = join(BASE_DIR, 'node');
+  for (const p of [rootfs, node])
+    if (!existsSync(p)) throw new Error(`${p} is missing: run 'make setup' first`);
+  const key = appInputsKey();
+  const app = join(IMAGE_DIR, 'operator-app', key, 'app');
+  const complete = join(IMAGE_DIR, 'operator-app', key, 'complete');
+  if (!existsSync(complete)) {
+    sweepImageBuilds();
+    const build = mkdtempSync(join(tmpdir(), `${BUILD_PREFIX}${process.pid}-`));
+    try {
+      const out = join(build, 'app');
+      const tsc = await runCommand(
+        join(repoRoot, 'node_modules', '.bin', 'tsc'),
+        ['-p', join(repoRoot, 'tsconfig.image.json'), '--outDir', join(out, 'dist')],
+        { cwd: repoRoot },
+      );
+      if (tsc.code !== 0) throw new Error(`tsc -p tsconfig.image.json failed: ${tsc.stdout}${tsc.stderr}`);
+      for (const f of ['package.json', 'package-lock.json']) cpSync(join(repoRoot, f), join(out, f));
+      // Production node_modules: a copy of the installed tree, pruned (as the Dockerfile does).
+      cpSync(join(repoRoot, 'node_modules'), join(out, 'node_modules'), {
+        recursive: true,
+        verbatimSymlinks: true,
+      });
+      rmSync(join(out, 'node_modules', '.pcloud-stamp'), { force: true });
+      const prune = await runCommand(
+        'npm',
+        ['prune', '--omit=dev', '--no-audit', '--no-fund', '--offline', '--loglevel=error'],
+        { cwd: out },
+      );
+      if (prune.code !== 0) throw new Error(`npm prune --omit=dev failed: ${prune.stderr}`);
+      rmSync(join(out, 'package-lock.json'));
+      rmSync(join(out, 'node_modules', '.package-lock.json'), { force: true });
+      mkdirSync(join(out, 'crds'));
+      for (const f of readdirSync(join(repoRoot, 'crds')).filter((f) => f.endsWith('.yaml')))
+        cpSync(join(repoRoot, 'crds', f), join(out, 'crds', f));
+      rmSync(join(IMAGE_DIR, 'operator-app'), { recursive: true, force: true });
+      mkdirSync(join(IMAGE_DIR, 'operator-app'), { recursive: true });
+      cpSync(out, app, { recursive: true, verbatimSymlinks: true });
+      cpSync(join(repoRoot, 'package.json'), complete);
+    } finally {
+      rmSync(build, { recursive: true, force: true });
+    }
+  }
+  return buildImage({
+    tag,
+    base: rootfs,
+    files: { '/usr/local/bin/node': node },
+    trees: { '/app': app },
+    dirs: ['/tmp'],
+    workdir: '/app',
+    user: '65532:65532',
+    entrypoint: ['node', '--enable-source-maps', 'dist/cli/pcloud.js'],
+    cmd: ['operator'],
   });
 }

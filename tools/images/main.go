@@ -1,12 +1,14 @@
-// oci-image builds a single-layer linux/amd64 image from files of this machine and
-// writes it as an image tarball (`docker save` layout) that `ctr images import` loads.
-// The output is reproducible: every file and the config carry a fixed time, owner
-// root, and entries are written in sorted order, so the same inputs give the same
-// image digest.
+// oci-image builds a linux/amd64 image from files of this machine and writes it as an
+// image tarball (`docker save` layout) that `ctr images import` loads, or pushes such a
+// tarball to a registry. The output is reproducible: every file and the config carry a
+// fixed time, owner root, and entries are written in sorted order, so the same inputs
+// give the same image digest. A root filesystem tarball (-base, e.g. mmdebstrap's) becomes
+// the first layer, normalised the same way (fixed times, no device nodes).
 //
 //	oci-image -o out.tar -tag pcloud.local/pause:1 \
-//	  -file /pause=/path/on/host[:0755] -link /bin/sh=busybox -dir /tmp \
-//	  -entrypoint '["/pause"]' [-cmd '["..."]'] [-env K=V]
+//	  [-base rootfs.tar] -file /pause=/path/on/host[:0755] -tree /app=dir -link /bin/sh=busybox \
+//	  -dir /tmp -entrypoint '["/pause"]' [-cmd '["..."]'] [-env K=V] [-user 65532:65532]
+//	oci-image push -i out.tar -ref 192.168.214.254:5000/pcloud/pause:1   (plain HTTP)
 package main
 
 import (
@@ -16,8 +18,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,6 +31,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
@@ -43,7 +48,13 @@ type entry struct {
 var epoch = time.Unix(0, 0).UTC()
 
 func main() {
-	var files, links, dirs, env list
+	if len(os.Args) > 1 && os.Args[1] == "push" {
+		push(os.Args[2:])
+		return
+	}
+	var files, links, dirs, env, trees list
+	base := flag.String("base", "", "root filesystem tarball, the first layer (normalised)")
+	user := flag.String("user", "", "the user the entrypoint runs as, e.g. 65532:65532")
 	out := flag.String("o", "", "output tarball")
 	tag := flag.String("tag", "", "image reference recorded in the tarball")
 	entrypoint := flag.String("entrypoint", "", "JSON array")
@@ -53,6 +64,7 @@ func main() {
 	flag.Var(&links, "link", "DEST=TARGET symbolic link")
 	flag.Var(&dirs, "dir", "an empty directory (mode 1777 for /tmp, else 0755)")
 	flag.Var(&env, "env", "K=V")
+	flag.Var(&trees, "tree", "DEST=SRCDIR: a directory of this machine, recursively (files keep their modes)")
 	flag.Parse()
 	if *out == "" || *tag == "" {
 		fail(fmt.Errorf("-o and -tag are required"))
@@ -108,6 +120,47 @@ func main() {
 		entries[name] = entry{hdr: tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: mode}}
 	}
 
+	for _, t := range trees {
+		dest, src, ok := strings.Cut(t, "=")
+		if !ok {
+			fail(fmt.Errorf("-tree %q: want DEST=SRCDIR", t))
+		}
+		addDirs(dest + "/x")
+		fail(filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, err := filepath.Rel(src, p)
+			if err != nil {
+				return err
+			}
+			name := strings.TrimPrefix(path.Join(dest, filepath.ToSlash(rel)), "/")
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			switch {
+			case d.Type()&fs.ModeSymlink != 0:
+				target, err := os.Readlink(p)
+				if err != nil {
+					return err
+				}
+				entries[name] = entry{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777}}
+			case d.IsDir():
+				entries[name+"/"] = entry{hdr: tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: int64(info.Mode().Perm())}}
+			case d.Type().IsRegular():
+				body, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				entries[name] = entry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: int64(info.Mode().Perm()), Size: int64(len(body))}, body: body}
+			default:
+				return fmt.Errorf("%s: not a file, directory or symbolic link", p)
+			}
+			return nil
+		}))
+	}
+
 	names := make([]string, 0, len(entries))
 	for n := range entries {
 		names = append(names, n)
@@ -131,7 +184,18 @@ func main() {
 	})
 	fail(err)
 
-	img, err := mutate.Append(empty.Image, mutate.Addendum{Layer: layer, History: v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "oci-image"}})
+	img := empty.Image
+	if *base != "" {
+		baseBytes, err := normaliseRootfs(*base)
+		fail(err)
+		baseLayer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(baseBytes)), nil
+		})
+		fail(err)
+		img, err = mutate.Append(img, mutate.Addendum{Layer: baseLayer, History: v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "oci-image -base " + path.Base(*base)}})
+		fail(err)
+	}
+	img, err = mutate.Append(img, mutate.Addendum{Layer: layer, History: v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "oci-image"}})
 	fail(err)
 	cf, err := img.ConfigFile()
 	fail(err)
@@ -139,6 +203,7 @@ func main() {
 	cf.OS, cf.Architecture = "linux", "amd64"
 	cf.Created = v1.Time{Time: epoch}
 	cf.Config.WorkingDir = *workdir
+	cf.Config.User = *user
 	cf.Config.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, env...)
 	if *entrypoint != "" {
 		fail(json.Unmarshal([]byte(*entrypoint), &cf.Config.Entrypoint))
@@ -154,6 +219,75 @@ func main() {
 	tmp := *out + ".tmp"
 	fail(tarball.WriteToFile(tmp, ref, img))
 	fail(os.Rename(tmp, *out))
+	digest, err := img.Digest()
+	fail(err)
+	fmt.Println(digest.String())
+}
+
+// normaliseRootfs rewrites a root filesystem tarball as a layer: names without "./",
+// fixed times, owners by number only, no device nodes or FIFOs (the runtime provides
+// /dev), entries in the input's order (mmdebstrap writes them sorted).
+func normaliseRootfs(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		name := strings.TrimPrefix(hdr.Name, "./")
+		if name == "" {
+			continue
+		}
+		switch hdr.Typeflag {
+		case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+			continue
+		}
+		out := tar.Header{
+			Typeflag: hdr.Typeflag, Name: name, Linkname: hdr.Linkname, Size: hdr.Size,
+			Mode: hdr.Mode, Uid: hdr.Uid, Gid: hdr.Gid, ModTime: epoch, Format: tar.FormatPAX,
+		}
+		if hdr.Typeflag == tar.TypeLink {
+			out.Linkname = strings.TrimPrefix(hdr.Linkname, "./")
+		}
+		if err := tw.WriteHeader(&out); err != nil {
+			return nil, err
+		}
+		if hdr.Typeflag == tar.TypeReg {
+			if _, err := io.Copy(tw, tr); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// push copies an image tarball to a registry over plain HTTP (the home cluster's own).
+func push(args []string) {
+	fs := flag.NewFlagSet("push", flag.ExitOnError)
+	in := fs.String("i", "", "image tarball written by oci-image")
+	ref := fs.String("ref", "", "where to push, e.g. 192.168.214.254:5000/pcloud/pause:1")
+	fail(fs.Parse(args))
+	if *in == "" || *ref == "" {
+		fail(fmt.Errorf("push: -i and -ref are required"))
+	}
+	img, err := tarball.ImageFromPath(*in, nil)
+	fail(err)
+	r, err := name.ParseReference(*ref, name.Insecure)
+	fail(err)
+	fail(remote.Write(r, img))
 	digest, err := img.Digest()
 	fail(err)
 	fmt.Println(digest.String())
