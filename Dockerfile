@@ -15,6 +15,7 @@ COPY kube kube
 COPY operator operator
 COPY matchmaker matchmaker
 COPY node-agent node-agent
+COPY portal portal
 COPY cli cli
 RUN npx tsc -p tsconfig.image.json && npm prune --omit=dev
 

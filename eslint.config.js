@@ -2,11 +2,23 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 // The floors, lowest first (README "Layout"). A folder imports only the floors below it
-// and itself; `operator/`, `matchmaker/` and `node-agent/` never import each other. Tests may also use
+// and itself; `operator/`, `matchmaker/`, `node-agent/` and `portal/` never import each other. Tests may also use
 // the development folder's harness (dev/) and build configs through cli/config.ts (so a
 // default is never restated in a test). Runtime code may not import a package that
 // is only a devDependency: the image is built with `npm prune --omit=dev`.
-const ALL = ['api', 'kube', 'operator', 'matchmaker', 'node-agent', 'cli', 'dev', 'e2e', 'bench', 'hack'];
+const ALL = [
+  'api',
+  'kube',
+  'operator',
+  'matchmaker',
+  'node-agent',
+  'portal',
+  'cli',
+  'dev',
+  'e2e',
+  'bench',
+  'hack',
+];
 const DEV_ONLY_PACKAGES = ['@peculiar/x509', 'reflect-metadata', 'fast-check', 'json-schema-to-typescript'];
 const floors = {
   api: [],
@@ -14,7 +26,8 @@ const floors = {
   operator: ['api', 'kube'],
   matchmaker: ['api', 'kube'],
   'node-agent': ['api', 'kube'],
-  cli: ['api', 'kube', 'operator', 'matchmaker', 'node-agent'],
+  portal: ['api', 'kube'],
+  cli: ['api', 'kube', 'operator', 'matchmaker', 'node-agent', 'portal'],
 };
 const forbidden = (folder, allowed) =>
   ALL.filter((f) => f !== folder && !allowed.includes(f)).map((f) => ({

@@ -13,6 +13,7 @@ import { parseMilli, QuantityError } from '../api/quantity.js';
 import type { MatchmakerConfig } from '../matchmaker/controller/matchmaker-controller.js';
 import type { OperatorConfig } from '../operator/config.js';
 import type { NodeAgentConfig } from '../node-agent/main.js';
+import type { PortalConfig } from '../portal/main.js';
 import { parsePortRange, type PortRange } from '../node-agent/grant-plan.js';
 import { parseCidr } from '../operator/network-address.js';
 import { DEFAULT_CLUSTER_CIDRS } from '../operator/home.js';
@@ -558,4 +559,202 @@ function grantConfig(o: Options<typeof NODE_AGENT_FLAGS>): { range: PortRange; m
       `--grant-ports must be a port range such as 40000-40999, got ${o.text('grantPorts')}`,
     );
   return { range, maxSeconds: o.seconds('grantMaxSeconds') / 1000 };
+}
+
+/** `pcloud portal serve`'s flags. */
+export const PORTAL_FLAGS = {
+  kubeconfig: {
+    flags: '--kubeconfig <path>',
+    description: 'kubeconfig of the home cluster (in-cluster config when unset)',
+    env: 'KUBECONFIG',
+  },
+  peer: {
+    flags: '--peer <name>',
+    description: "this home's peer name: sign-in assertions must be addressed to it",
+    env: 'PCLOUD_PEER',
+  },
+  namespace: {
+    flags: '--namespace <name>',
+    description: "the portal's namespace: its signing key Secret, and Events about unknown homes",
+    env: 'PCLOUD_NAMESPACE',
+    default: SYSTEM_NAMESPACE,
+  },
+  signingKeySecret: {
+    flags: '--signing-key-secret <name>',
+    description: "Secret with this home's portal signing key (pcloud portal keygen makes it)",
+    env: 'PCLOUD_SIGNING_KEY_SECRET',
+    default: 'portal-signing-key',
+  },
+  listenHost: {
+    flags: '--listen-host <address>',
+    description: 'address the portal listens on',
+    env: 'PCLOUD_LISTEN_HOST',
+    default: '0.0.0.0',
+  },
+  listenPort: {
+    flags: '--listen-port <port>',
+    description: 'port the portal listens on (0 picks a free one)',
+    env: 'PCLOUD_LISTEN_PORT',
+    default: '8080',
+  },
+  tlsCert: {
+    flags: '--tls-cert <file>',
+    description:
+      'serve HTTPS with this certificate (PEM); unset: plain HTTP behind a TLS-terminating Gateway',
+    env: 'PCLOUD_TLS_CERT',
+  },
+  tlsKey: {
+    flags: '--tls-key <file>',
+    description: 'the private key of --tls-cert (PEM)',
+    env: 'PCLOUD_TLS_KEY',
+  },
+  insecureCookies: {
+    flags: '--insecure-cookies <bool>',
+    description: 'development only: cookies without Secure (a browser drops Secure cookies on plain http)',
+    env: 'PCLOUD_INSECURE_COOKIES',
+    default: 'false',
+  },
+  cookieSecret: {
+    flags: '--cookie-secret <secret>',
+    description:
+      'signs session and CSRF cookies, at least 32 characters (the chart passes a generated Secret)',
+    env: 'PCLOUD_COOKIE_SECRET',
+  },
+  ownerToken: {
+    flags: '--owner-token <token>',
+    description:
+      "the owner's sign-in token for the dashboard (the chart passes a generated Secret); unset: no owner sign-in",
+    env: 'PCLOUD_OWNER_TOKEN',
+  },
+  publicAddress: {
+    flags: '--public-address <host>',
+    description:
+      "what guests connect to for an open port: the home's public address or name (the router forwards the grant ports to the chief node)",
+    env: 'PCLOUD_PUBLIC_ADDRESS',
+  },
+  grantDurations: {
+    flags: '--grant-durations <seconds,...>',
+    description: 'how long a guest may open a port for, in seconds (the choices on the page)',
+    env: 'PCLOUD_GRANT_DURATIONS',
+    default: '900,3600',
+  },
+  maxGrants: {
+    flags: '--max-grants <n>',
+    description: 'open grants one home may have here at once',
+    env: 'PCLOUD_MAX_GRANTS',
+    default: '10',
+  },
+  sessionSeconds: {
+    flags: '--session-seconds <seconds>',
+    description: 'how long a sign-in lasts',
+    env: 'PCLOUD_SESSION_SECONDS',
+    default: '900',
+  },
+  loginRate: {
+    flags: '--login-rate <n/seconds>',
+    description: 'sign-in attempts allowed per client address and window',
+    env: 'PCLOUD_LOGIN_RATE',
+    default: '10/60',
+  },
+  grantRate: {
+    flags: '--grant-rate <n/seconds>',
+    description: 'grant requests allowed per client address and window',
+    env: 'PCLOUD_GRANT_RATE',
+    default: '20/60',
+  },
+  trustProxy: {
+    flags: '--trust-proxy <cidr>',
+    description:
+      "proxies (the Gateway's) whose X-Forwarded-For names the client (repeatable, or comma-separated)",
+    env: 'PCLOUD_TRUST_PROXY',
+    parser: collect,
+  },
+  sampleInterval: {
+    flags: '--sample-interval <seconds>',
+    description: "how often the dashboard's chart samples units offered and used",
+    env: 'PCLOUD_SAMPLE_INTERVAL',
+    default: '60',
+  },
+  logLevel: {
+    flags: '--log-level <level>',
+    description: 'pino log level',
+    env: 'LOG_LEVEL',
+    default: 'info',
+  },
+} as const satisfies FlagTable;
+
+export function portalOptions(): Option[] {
+  return Object.values(PORTAL_FLAGS).map(optionOf);
+}
+
+function rate(
+  o: Options<typeof PORTAL_FLAGS>,
+  key: 'loginRate' | 'grantRate',
+): { max: number; windowMs: number } {
+  const m = /^(\d+)\/(\d+)$/.exec(o.text(key));
+  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1)
+    throw new ConfigError(`${o.flag(key)} must be <attempts>/<seconds> such as 10/60, got ${o.text(key)}`);
+  return { max: Number(m[1]), windowMs: Number(m[2]) * 1000 };
+}
+
+/** Validates the parsed options into the portal's config (every default from PORTAL_FLAGS). */
+export function portalConfigFromOptions(
+  raw: Record<string, unknown>,
+  readFile: (path: string) => string,
+): PortalConfig {
+  const o = new Options(PORTAL_FLAGS, raw);
+  const peer = o.text('peer');
+  const problem = peerNameProblem(peer);
+  if (!peer) throw new ConfigError('--peer (or PCLOUD_PEER) is required: this home in the federation');
+  if (problem) throw new ConfigError(`--peer: ${problem}`);
+  const cookieSecret = o.text('cookieSecret');
+  if (cookieSecret.length < 32)
+    throw new ConfigError('--cookie-secret (or PCLOUD_COOKIE_SECRET) must be at least 32 characters');
+  const durations = o
+    .text('grantDurations')
+    .split(',')
+    .map((s) => Number(s.trim()));
+  if (durations.length === 0 || durations.some((d) => !Number.isInteger(d) || d < 1 || d > 86400))
+    throw new ConfigError(
+      `--grant-durations must be whole seconds between 1 and 86400, comma-separated, got ${o.text('grantDurations')}`,
+    );
+  const certFile = o.text('tlsCert');
+  const keyFile = o.text('tlsKey');
+  if (Boolean(certFile) !== Boolean(keyFile)) throw new ConfigError('--tls-cert and --tls-key go together');
+  const insecure = o.text('insecureCookies');
+  if (insecure !== 'true' && insecure !== 'false')
+    throw new ConfigError(`--insecure-cookies must be true or false, got ${insecure}`);
+  const listenPort = Number(o.text('listenPort'));
+  if (!Number.isInteger(listenPort) || listenPort < 0 || listenPort > 65535)
+    throw new ConfigError(`--listen-port must be a port number, got ${o.text('listenPort')}`);
+  const readPem = (flag: string, path: string): string => {
+    try {
+      return readFile(path);
+    } catch (err) {
+      throw new ConfigError(`${flag} ${path} is unreadable: ${(err as Error).message}`);
+    }
+  };
+  return {
+    kubeconfig: o.text('kubeconfig') || undefined,
+    peer,
+    namespace: o.dnsLabel('namespace'),
+    signingKeySecret: o.text('signingKeySecret'),
+    host: o.text('listenHost'),
+    port: listenPort,
+    ...(certFile
+      ? { tls: { cert: readPem('--tls-cert', certFile), key: readPem('--tls-key', keyFile) } }
+      : {}),
+    secureCookies: insecure !== 'true',
+    cookieSecret,
+    ...(o.text('ownerToken') ? { ownerToken: o.text('ownerToken') } : {}),
+    ...(o.text('publicAddress') ? { publicAddress: o.text('publicAddress') } : {}),
+    grantDurations: durations,
+    maxGrantsPerPeer: o.positiveInteger('maxGrants'),
+    sessionSeconds: o.seconds('sessionSeconds') / 1000,
+    loginRateLimit: rate(o, 'loginRate'),
+    grantRateLimit: rate(o, 'grantRate'),
+    trustProxy: (o.value('trustProxy') as string[] | undefined) ?? [],
+    sampleIntervalMs: o.seconds('sampleInterval'),
+    logLevel: o.text('logLevel'),
+  };
 }

@@ -19,6 +19,7 @@ export const RUNTIME_COMMANDS: CommandLoaders = {
   matchmaker: async () => (await import('./commands/matchmaker.js')).registerMatchmakerCommand,
   operator: async () => (await import('./commands/operator.js')).registerOperatorCommand,
   'node-agent': async () => (await import('./commands/node-agent.js')).registerNodeAgentCommand,
+  portal: async () => (await import('./commands/portal.js')).registerPortalCommand,
   solve: async () => (await import('./commands/solve.js')).registerSolveCommand,
   match: async () => (await import('./commands/match.js')).registerMatchCommand,
   simulate: async () => (await import('./commands/simulate.js')).registerSimulateCommand,
