@@ -445,7 +445,7 @@ describe('personalcloud.io/v1alpha1 on a real kube-apiserver', () => {
     expect(invalid.length).toBeGreaterThanOrEqual(20);
   });
 
-  test('defaults: bandwidth 10M, spread false, protocol HTTP, subnet 198.18.0.0/24', async () => {
+  test('defaults: bandwidth 10M, spread false, protocol HTTP, subnet 198.18.0.0/18', async () => {
     const bare = (obj: Obj, drop: string[]) => drop.reduce((o, path) => withValue(o, path, undefined), obj);
     for (const obj of [
       bare(offer('defaults'), ['spec.bandwidth']),
@@ -467,7 +467,7 @@ describe('personalcloud.io/v1alpha1 on a real kube-apiserver', () => {
     const t = (await getJson('tenants.personalcloud.io/defaults')) as unknown as {
       spec: { network: unknown; bandwidth: unknown };
     };
-    expect(t.spec.network).toEqual({ subnet: '198.18.0.0/24' });
+    expect(t.spec.network).toEqual({ subnet: '198.18.0.0/18' });
     expect(t.spec.bandwidth).toEqual({ ingress: '10M', egress: '10M' });
   });
 

@@ -550,7 +550,7 @@ export interface AssignmentStatus {
  */
 export interface TenantNetwork {
   /**
-   * The tenant's IPv4 address space in CIDR form, prefix length 16 to 29, host bits zero. Tenants are isolated, so they may reuse ranges. Defaults to 198.18.0.0/24 (RFC 2544 benchmarking space: on no home LAN, so outside every default home-LAN deny).
+   * The tenant's IPv4 address space in CIDR form, prefix length 16 to 29, host bits zero. Tenants are isolated, so they may reuse ranges. Defaults to 198.18.0.0/18 (RFC 2544 benchmarking space: on no home LAN, so outside every default home-LAN deny; 16 382 addresses, room for the most units a Tenant may have).
    */
   subnet?: string;
 }

@@ -46,7 +46,7 @@ export class TenantProblem {
  * range (RFC 2544), used by no home router, so it overlaps none of the private ranges a
  * home LAN deny lists (the chart denies 10/8, 172.16/12, 192.168/16 and 169.254/16).
  */
-export const DEFAULT_SUBNET = '198.18.0.0/24';
+export const DEFAULT_SUBNET = '198.18.0.0/18';
 
 export function tenantSubnet(t: Tenant): string {
   return t.spec.network?.subnet ?? DEFAULT_SUBNET;
