@@ -279,6 +279,8 @@ export class ControlPlane {
       [...new Set(['127.0.0.1', this.opts.address, KUBERNETES_SERVICE_IP])],
     );
     this.admin = await this.ca.issueClient('pcloud-admin', ['system:masters']);
+    // The API server's identity towards kubelets (kubectl logs, exec, port-forward).
+    const kubeletClient = await this.ca.issueClient('kube-apiserver-kubelet-client', ['system:masters']);
     const sa = createServiceAccountKey();
     const pki = join(this.dir, 'pki');
     await mkdir(pki, { recursive: true });
@@ -287,6 +289,8 @@ export class ControlPlane {
       writeFile(join(pki, 'ca.key'), this.ca.keyPem, { mode: 0o600 }),
       writeFile(join(pki, 'serving.crt'), serving.certPem),
       writeFile(join(pki, 'serving.key'), serving.keyPem, { mode: 0o600 }),
+      writeFile(join(pki, 'kubelet-client.crt'), kubeletClient.certPem),
+      writeFile(join(pki, 'kubelet-client.key'), kubeletClient.keyPem, { mode: 0o600 }),
       writeFile(join(pki, 'sa.pub'), sa.publicPem),
       writeFile(join(pki, 'sa.key'), sa.privatePem, { mode: 0o600 }),
       writeFile(
@@ -409,6 +413,11 @@ export class ControlPlane {
       `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
       `--service-cluster-ip-range=${SERVICE_CIDR}`,
       '--allow-privileged=true',
+      // Real nodes (dev/home-cluster.ts) are reached at their InternalIP: their hostnames
+      // resolve nowhere.
+      '--kubelet-preferred-address-types=InternalIP,Hostname',
+      `--kubelet-client-certificate=${join(pki, 'kubelet-client.crt')}`,
+      `--kubelet-client-key=${join(pki, 'kubelet-client.key')}`,
       '--profiling=false',
       '--v=1',
     ];

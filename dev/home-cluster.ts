@@ -7,7 +7,12 @@
  *
  * Pods get their sandbox from a locally built pause image (dev/images.ts) imported into
  * each node's containerd; their network is the CNI bridge + host-local plugins with a
- * /24 per node, and each node routes the other nodes' pod subnets via their LAN address.
+ * /24 per node, and each node routes the other nodes' pod subnets via their LAN address
+ * (so does the host, through its LAN veth: the API server answers pods directly).
+ * kube-proxy (nftables mode) runs beside each kubelet, so pods reach the API server
+ * through the `kubernetes` Service. A registry (distribution's, plain HTTP) listens on
+ * the host's LAN address; every node's containerd pulls from it (hosts.toml), and
+ * pushImage() puts a locally built image there.
  *
  * Isolation from the host and from other runs:
  * - containerd runs in the node's network namespace and a private (slave) mount
@@ -44,7 +49,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { BIN_DIR, ControlPlane, freePorts, type ControlPlaneOptions } from './control-plane.js';
-import { busyboxImage, pauseImage, PAUSE_IMAGE, type BuiltImage } from './images.js';
+import { busyboxImage, pauseImage, pushImage, PAUSE_IMAGE, type BuiltImage } from './images.js';
 import { CNI_BIN, HomeLab } from './netlab.js';
 import { runCommand, type CommandResult } from './run-command.js';
 
@@ -65,6 +70,10 @@ const KUBELET_SYSCTLS = [
 const SHIM_SOCKET_DIR = '/run/containerd/s';
 const CONTAINERD = '/usr/bin/containerd';
 const CTR = '/usr/bin/ctr';
+/** Every node's pod subnet is a /24 of this. */
+const POD_CIDR = '10.244.0.0/16';
+/** ControlPlane's service CIDR's first address. */
+const KUBERNETES_SERVICE_IP = '10.96.0.1';
 
 export interface HomeClusterOptions {
   /** Node names, one network namespace each. */
@@ -365,6 +374,8 @@ export class HomeCluster {
   readonly nodes = new Map<string, HomeNode>();
   lab!: HomeLab;
   controlPlane!: ControlPlane;
+  /** The registry every node pulls from: host:port on the LAN (plain HTTP). */
+  registry = '';
   /** Milliseconds from start() to every node Ready. */
   startupMs = 0;
   private readonly processes = new Map<string, ChildProcess>();
@@ -419,6 +430,7 @@ export class HomeCluster {
     if (bound.code !== 0) throw new Error(`binding system:node failed: ${bound.stderr}`);
     await this.startControllerManager();
     await this.startScheduler();
+    await this.startRegistry();
     recordHostState();
     for (const [i, name] of this.opts.nodes.entries()) {
       const node: HomeNode = {
@@ -431,13 +443,28 @@ export class HomeCluster {
       };
       this.nodes.set(name, node);
     }
-    // Each node reaches the other nodes' pods through their LAN address.
+    // Each node reaches the other nodes' pods through their LAN address; so does the host
+    // (the API server's replies to pods, which reach it through the `kubernetes` Service
+    // unmasqueraded). The host's routes go with its LAN veth.
     for (const a of this.nodes.values())
       for (const b of this.nodes.values())
         if (a !== b) await this.lab.exec(a.name, 'ip', ['route', 'add', b.podSubnet, 'via', b.ip]);
+    for (const b of this.nodes.values()) {
+      const r = await runCommand('ip', [
+        'route',
+        'add',
+        b.podSubnet,
+        'via',
+        b.ip,
+        'dev',
+        `${this.lab.prefix}h`,
+      ]);
+      if (r.code !== 0) throw new Error(`ip route add ${b.podSubnet} via ${b.ip}: ${r.stderr}`);
+    }
     for (const node of this.nodes.values()) await this.startContainerd(node, images);
     for (const node of this.nodes.values()) await this.startKubelet(node);
     await Promise.all([...this.nodes.keys()].map((n) => this.waitNodeReady(n)));
+    for (const node of this.nodes.values()) await this.startKubeProxy(node);
   }
 
   private spawnLogged(key: string, file: string, args: string[]): ChildProcess {
@@ -484,8 +511,9 @@ export class HomeCluster {
       `--kubeconfig=${this.controlPlane.kubeconfigPath}`,
       // ControlPlane's set, plus what nodes and pods need: the not-ready taint lifted
       // from Ready nodes, the kube-root-ca.crt ConfigMap of service-account volumes,
-      // EndpointSlices, Deployments, and pods of deleted nodes collected.
-      '--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,resourcequota-controller,node-lifecycle-controller,root-ca-certificate-publisher-controller,endpointslice-controller,deployment-controller,replicaset-controller,pod-garbage-collector-controller',
+      // EndpointSlices, Deployments, DaemonSets (a chart's node agents), and pods of
+      // deleted nodes collected.
+      '--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,resourcequota-controller,node-lifecycle-controller,root-ca-certificate-publisher-controller,endpointslice-controller,deployment-controller,replicaset-controller,daemonset-controller,pod-garbage-collector-controller',
       `--service-account-private-key-file=${join(pki, 'sa.key')}`,
       `--root-ca-file=${join(pki, 'ca.crt')}`,
       '--use-service-account-credentials=false',
@@ -509,6 +537,44 @@ export class HomeCluster {
       '--v=1',
     ]);
     await this.waitFor('kube-scheduler', 'healthz', () => localHealthz(port!));
+  }
+
+  /**
+   * distribution's registry on the host's LAN address, storage in the run's folder (its
+   * command line names the folder, so a killed run's registry is swept with the rest).
+   */
+  private async startRegistry(): Promise<void> {
+    const [port] = await freePorts(1);
+    this.registry = `${this.lab.hostIp}:${port}`;
+    const dir = join(this.dir, 'registry');
+    mkdirSync(join(dir, 'data'), { recursive: true });
+    writeFileSync(
+      join(dir, 'config.yml'),
+      stringify({
+        version: 0.1,
+        log: { level: 'warn', accesslog: { disabled: true } },
+        storage: { filesystem: { rootdirectory: join(dir, 'data') }, delete: { enabled: true } },
+        http: { addr: this.registry },
+      }),
+    );
+    // No trace exporter: nothing collects the registry's OpenTelemetry spans here.
+    this.spawnLogged('registry', 'env', [
+      'OTEL_TRACES_EXPORTER=none',
+      join(BIN_DIR, 'registry'),
+      'serve',
+      join(dir, 'config.yml'),
+    ]);
+    await this.waitFor('registry', 'the /v2/ API', async () => {
+      const res = await fetch(`http://${this.registry}/v2/`);
+      return res.status === 200;
+    });
+  }
+
+  /** Pushes an image to the cluster's registry as repo:tag; returns the reference nodes pull. */
+  async pushImage(image: BuiltImage, repoAndTag: string): Promise<string> {
+    const ref = `${this.registry}/${repoAndTag}`;
+    await pushImage(image, ref);
+    return ref;
   }
 
   private async startContainerd(node: HomeNode, images: BuiltImage[]): Promise<void> {
@@ -567,9 +633,22 @@ export class HomeCluster {
         `[${cri}.containerd.runtimes.runc.options]`,
         '  SystemdCgroup = false',
         `  Root = "${join(d, 'runc')}"`,
+        // Registries' hosts.toml files (the home cluster's own: plain HTTP).
+        `[${cri}.registry]`,
+        `  config_path = "${join(d, 'certs.d')}"`,
         `[${cri}.cni]`,
         `  bin_dir = "${CNI_BIN}"`,
         `  conf_dir = "${join(d, 'net.d')}"`,
+        '',
+      ].join('\n'),
+    );
+    mkdirSync(join(d, 'certs.d', this.registry), { recursive: true });
+    writeFileSync(
+      join(d, 'certs.d', this.registry, 'hosts.toml'),
+      [
+        `server = "http://${this.registry}"`,
+        `[host."http://${this.registry}"]`,
+        '  capabilities = ["pull", "resolve"]',
         '',
       ].join('\n'),
     );
@@ -672,6 +751,55 @@ export class HomeCluster {
     ]);
   }
 
+  /**
+   * kube-proxy in nftables mode (there is no iptables binary here), in the node's
+   * network and mount namespaces like kubelet, as the built-in `system:kube-proxy` user
+   * (bound to system:node-proxier by default). Conntrack sysctls are left alone: they are
+   * the host's. Returns when the node's nftables carry the `kubernetes` Service.
+   */
+  private async startKubeProxy(node: HomeNode): Promise<void> {
+    const d = node.dir;
+    const user = await this.controlPlane.mintUser('system:kube-proxy');
+    const config = {
+      apiVersion: 'kubeproxy.config.k8s.io/v1alpha1',
+      kind: 'KubeProxyConfiguration',
+      mode: 'nftables',
+      clientConnection: { kubeconfig: user.kubeconfigPath },
+      hostnameOverride: node.name,
+      clusterCIDR: POD_CIDR,
+      bindAddress: node.ip,
+      healthzBindAddress: '127.0.0.1:10256',
+      metricsBindAddress: '127.0.0.1:10249',
+      // 0: leave the (host-wide) conntrack table size and timeouts as they are.
+      conntrack: {
+        maxPerCore: 0,
+        min: 0,
+        tcpEstablishedTimeout: '0s',
+        tcpCloseWaitTimeout: '0s',
+        udpTimeout: '0s',
+        udpStreamTimeout: '0s',
+      },
+      // root here lacks CAP_SYS_RESOURCE: it cannot lower its own oom_score_adj.
+      oomScoreAdj: 0,
+      syncPeriod: '10s',
+    };
+    writeFileSync(join(d, 'kube-proxy.yaml'), stringify(config));
+    const key = `kube-proxy-${node.name}`;
+    const containerd = this.state.pids[`containerd-${node.name}`]!;
+    this.spawnLogged(key, 'nsenter', [
+      `--target=${containerd}`,
+      '--mount',
+      '--net',
+      join(BIN_DIR, 'kube-proxy'),
+      `--config=${join(d, 'kube-proxy.yaml')}`,
+      '--v=1',
+    ]);
+    await this.waitFor(key, 'the kubernetes Service in nftables', async () => {
+      const r = await this.lab.run(node.name, 'nft', ['list', 'table', 'ip', 'kube-proxy']);
+      return r.code === 0 && r.stdout.includes(KUBERNETES_SERVICE_IP);
+    });
+  }
+
   private async waitNodeReady(name: string): Promise<void> {
     const timeoutMs = this.opts.readyTimeoutMs ?? 120_000;
     await this.waitFor(
@@ -694,8 +822,7 @@ export class HomeCluster {
 
   /**
    * A container's log as kubelet stored it on the node (CRI format: time, stream, tag,
-   * text per line), as plain text. `kubectl logs` is not available yet: the API server
-   * would dial the node's Hostname address first (see docs/home-cluster.md).
+   * text per line), as plain text; `kubectl logs` serves the same through the API server.
    */
   podLog(node: string, namespace: string, pod: string, container: string): string {
     const logs = join(this.nodes.get(node)!.dir, 'pod-logs');
@@ -727,9 +854,11 @@ export class HomeCluster {
     if (this.stopped) return;
     this.stopped = true;
     for (const node of this.nodes.values()) await this.stopProcess(`kubelet-${node.name}`);
+    for (const node of this.nodes.values()) await this.stopProcess(`kube-proxy-${node.name}`);
     // Containers first (kubelet leaves them running when it exits), then their shims.
     for (const node of this.nodes.values()) removeCgroupTree(node.cgroupRoot);
     for (const node of this.nodes.values()) await this.stopProcess(`containerd-${node.name}`);
+    await this.stopProcess('registry');
     await this.stopProcess('kube-scheduler');
     await this.stopProcess('kube-controller-manager');
     await this.controlPlane?.stop();

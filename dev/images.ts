@@ -58,16 +58,28 @@ function tool(): string {
 
 /** Builds (or finds in the cache) the image tarball of spec. */
 export async function buildImage(spec: ImageSpec): Promise<BuiltImage> {
+  const path = cachedImagePath(spec.tag, specKey(spec));
+  if (existsSync(path)) return { tag: spec.tag, path };
+  return writeImage(spec, path);
+}
+
+/** Everything that goes into spec's image, hashed: the cache key. */
+function specKey(spec: ImageSpec): string {
   const hash = createHash('sha256');
   hash.update(JSON.stringify(spec));
   hash.update(readFileSync(tool()));
   for (const src of Object.values(spec.files)) hash.update(readFileSync(src));
   for (const dir of Object.values(spec.trees ?? {})) hashTree(hash, dir);
   if (spec.base) hash.update(readFileSync(spec.base));
-  const key = hash.digest('hex').slice(0, 16);
+  return hash.digest('hex').slice(0, 16);
+}
+
+function cachedImagePath(tag: string, key: string): string {
   mkdirSync(IMAGE_DIR, { recursive: true });
-  const path = join(IMAGE_DIR, `${spec.tag.replace(/[^a-zA-Z0-9.-]+/g, '_')}-${key}.tar`);
-  if (existsSync(path)) return { tag: spec.tag, path };
+  return join(IMAGE_DIR, `${tag.replace(/[^a-zA-Z0-9.-]+/g, '_')}-${key}.tar`);
+}
+
+async function writeImage(spec: ImageSpec, path: string): Promise<BuiltImage> {
   const args = ['-o', path, '-tag', spec.tag];
   for (const [dest, src] of Object.entries(spec.files)) args.push('-file', `${dest}=${src}`);
   for (const [dest, target] of Object.entries(spec.links ?? {})) args.push('-link', `${dest}=${target}`);
@@ -83,11 +95,12 @@ export async function buildImage(spec: ImageSpec): Promise<BuiltImage> {
   return { tag: spec.tag, path };
 }
 
-/** Names, modes and contents of every file under dir (symbolic links by target), in order. */
-function hashTree(hash: ReturnType<typeof createHash>, dir: string): void {
+/** Names, modes and contents of every file under dir but those skip matches, in order. */
+function hashTree(hash: ReturnType<typeof createHash>, dir: string, skip?: RegExp): void {
   const walk = (d: string): void => {
     for (const e of readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const p = join(d, e.name);
+      if (skip?.test(e.name)) continue;
       hash.update(`${relative(dir, p)}\0${statSync(p, { throwIfNoEntry: false })?.mode ?? 0}\0`);
       if (e.isDirectory()) walk(p);
       else if (e.isFile()) hash.update(readFileSync(p));
@@ -159,7 +172,8 @@ function appInputsKey(): string {
   const hash = createHash('sha256');
   for (const f of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.image.json'])
     hash.update(readFileSync(join(repoRoot, f)));
-  for (const d of [...runtimeFloors(), 'crds']) hashTree(hash, join(repoRoot, d));
+  // Tests are not compiled into the image (tsconfig.image.json excludes them).
+  for (const d of [...runtimeFloors(), 'crds']) hashTree(hash, join(repoRoot, d), /\.test\.ts$/);
   return hash.digest('hex').slice(0, 16);
 }
 
@@ -176,47 +190,7 @@ export async function operatorImage(tag: string): Promise<BuiltImage> {
   const node = join(BASE_DIR, 'node');
   for (const p of [rootfs, node])
     if (!existsSync(p)) throw new Error(`${p} is missing: run 'make setup' first`);
-  const key = appInputsKey();
-  const app = join(IMAGE_DIR, 'operator-app', key, 'app');
-  const complete = join(IMAGE_DIR, 'operator-app', key, 'complete');
-  if (!existsSync(complete)) {
-    sweepImageBuilds();
-    const build = mkdtempSync(join(tmpdir(), `${BUILD_PREFIX}${process.pid}-`));
-    try {
-      const out = join(build, 'app');
-      const tsc = await runCommand(
-        join(repoRoot, 'node_modules', '.bin', 'tsc'),
-        ['-p', join(repoRoot, 'tsconfig.image.json'), '--outDir', join(out, 'dist')],
-        { cwd: repoRoot },
-      );
-      if (tsc.code !== 0) throw new Error(`tsc -p tsconfig.image.json failed: ${tsc.stdout}${tsc.stderr}`);
-      for (const f of ['package.json', 'package-lock.json']) cpSync(join(repoRoot, f), join(out, f));
-      // Production node_modules: a copy of the installed tree, pruned (as the Dockerfile does).
-      cpSync(join(repoRoot, 'node_modules'), join(out, 'node_modules'), {
-        recursive: true,
-        verbatimSymlinks: true,
-      });
-      rmSync(join(out, 'node_modules', '.pcloud-stamp'), { force: true });
-      const prune = await runCommand(
-        'npm',
-        ['prune', '--omit=dev', '--no-audit', '--no-fund', '--offline', '--loglevel=error'],
-        { cwd: out },
-      );
-      if (prune.code !== 0) throw new Error(`npm prune --omit=dev failed: ${prune.stderr}`);
-      rmSync(join(out, 'package-lock.json'));
-      rmSync(join(out, 'node_modules', '.package-lock.json'), { force: true });
-      mkdirSync(join(out, 'crds'));
-      for (const f of readdirSync(join(repoRoot, 'crds')).filter((f) => f.endsWith('.yaml')))
-        cpSync(join(repoRoot, 'crds', f), join(out, 'crds', f));
-      rmSync(join(IMAGE_DIR, 'operator-app'), { recursive: true, force: true });
-      mkdirSync(join(IMAGE_DIR, 'operator-app'), { recursive: true });
-      cpSync(out, app, { recursive: true, verbatimSymlinks: true });
-      cpSync(join(repoRoot, 'package.json'), complete);
-    } finally {
-      rmSync(build, { recursive: true, force: true });
-    }
-  }
-  return buildImage({
+  const image = (app: string): ImageSpec => ({
     tag,
     base: rootfs,
     files: { '/usr/local/bin/node': node },
@@ -227,4 +201,47 @@ export async function operatorImage(tag: string): Promise<BuiltImage> {
     entrypoint: ['node', '--enable-source-maps', 'dist/cli/pcloud.js'],
     cmd: ['operator'],
   });
+  // The key is the inputs of /app (not /app itself, assembled only on a miss), the base
+  // files, the tool and the rest of the spec.
+  const hash = createHash('sha256');
+  hash.update(appInputsKey());
+  hash.update(JSON.stringify(image('')));
+  hash.update(readFileSync(tool()));
+  hash.update(readFileSync(rootfs));
+  hash.update(readFileSync(node));
+  const path = cachedImagePath(tag, hash.digest('hex').slice(0, 16));
+  if (existsSync(path)) return { tag, path };
+
+  sweepImageBuilds();
+  const build = mkdtempSync(join(tmpdir(), `${BUILD_PREFIX}${process.pid}-`));
+  try {
+    const app = join(build, 'app');
+    const tsc = await runCommand(
+      join(repoRoot, 'node_modules', '.bin', 'tsc'),
+      ['-p', join(repoRoot, 'tsconfig.image.json'), '--outDir', join(app, 'dist')],
+      { cwd: repoRoot },
+    );
+    if (tsc.code !== 0) throw new Error(`tsc -p tsconfig.image.json failed: ${tsc.stdout}${tsc.stderr}`);
+    for (const f of ['package.json', 'package-lock.json']) cpSync(join(repoRoot, f), join(app, f));
+    // Production node_modules: a copy of the installed tree, pruned (as the Dockerfile does).
+    cpSync(join(repoRoot, 'node_modules'), join(app, 'node_modules'), {
+      recursive: true,
+      verbatimSymlinks: true,
+    });
+    rmSync(join(app, 'node_modules', '.pcloud-stamp'), { force: true });
+    const prune = await runCommand(
+      'npm',
+      ['prune', '--omit=dev', '--no-audit', '--no-fund', '--offline', '--loglevel=error'],
+      { cwd: app },
+    );
+    if (prune.code !== 0) throw new Error(`npm prune --omit=dev failed: ${prune.stderr}`);
+    rmSync(join(app, 'package-lock.json'));
+    rmSync(join(app, 'node_modules', '.package-lock.json'), { force: true });
+    mkdirSync(join(app, 'crds'));
+    for (const f of readdirSync(join(repoRoot, 'crds')).filter((f) => f.endsWith('.yaml')))
+      cpSync(join(repoRoot, 'crds', f), join(app, 'crds', f));
+    return await writeImage(image(app), path);
+  } finally {
+    rmSync(build, { recursive: true, force: true });
+  }
 }

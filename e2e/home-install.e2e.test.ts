@@ -1,0 +1,251 @@
+/**
+ * The chart installed with `helm install` on a home with real nodes (issue 9, items 2
+ * and 4): the operator image built from Debian packages, Node and dist/ (no Docker
+ * engine), pushed to the home's registry, pulled by each node's containerd; the
+ * KubeVirt, Multus, Gateway API and Cilium CRDs applied first as their projects install them;
+ * then the chart exactly as docs/install.md tells a k3s user, with image.repository
+ * pointing at the registry. Assertions are on what happened in the cluster and on the
+ * nodes: the operator pods Ready under the chart's ServiceAccount with in-cluster config
+ * (through the `kubernetes` Service, which kube-proxy carries), one of them holding the
+ * Lease, a Tenant reconciled from inside the cluster into its namespace and network,
+ * the node agents Ready and the tenant's bridge and VXLAN device in every node's
+ * network namespace, and `kubectl logs` of the operator.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { jest } from '@jest/globals';
+import { parse } from 'yaml';
+import { BIN_DIR, THIRD_PARTY_CRD_DIR } from '../dev/control-plane.js';
+import { eventually } from '../dev/eventually.js';
+import { HomeCluster, sweepHomeClusters } from '../dev/home-cluster.js';
+import { operatorImage } from '../dev/images.js';
+import { repoRoot } from '../dev/paths.js';
+import { runCommand } from '../dev/run-command.js';
+
+jest.setTimeout(900_000);
+
+const NS = 'personal-cloud-system';
+const RELEASE = 'personal-cloud';
+const NODES = ['n1', 'n2'];
+const CHART = join(repoRoot, 'charts', 'personal-cloud');
+const APP_VERSION = (parse(readFileSync(join(CHART, 'Chart.yaml'), 'utf8')) as { appVersion: string })
+  .appVersion;
+
+let hc: HomeCluster;
+let imageRef = '';
+const timings: Record<string, number> = {};
+
+interface Condition {
+  type: string;
+  status: string;
+}
+interface Pod {
+  metadata: { name: string; labels?: Record<string, string> };
+  spec: {
+    nodeName?: string;
+    serviceAccountName?: string;
+    hostNetwork?: boolean;
+    containers: { image: string }[];
+  };
+  status: {
+    phase?: string;
+    conditions?: Condition[];
+    containerStatuses?: { ready: boolean; restartCount: number; imageID?: string }[];
+  };
+}
+
+async function kubectl(args: string[], input?: string): Promise<string> {
+  const r = await hc.controlPlane.kubectl(args, input === undefined ? {} : { input });
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+async function pods(selector: string): Promise<Pod[]> {
+  return (
+    JSON.parse(await kubectl(['-n', NS, 'get', 'pods', '-l', selector, '-o', 'json'])) as { items: Pod[] }
+  ).items;
+}
+
+const ready = (p: Pod): boolean =>
+  p.status.phase === 'Running' &&
+  (p.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+
+const OPERATOR = `app.kubernetes.io/instance=${RELEASE},app.kubernetes.io/component!=node-agent`;
+const AGENT = `app.kubernetes.io/instance=${RELEASE},app.kubernetes.io/component=node-agent`;
+
+async function diagnose(): Promise<string> {
+  const r = await hc.controlPlane.kubectl(['-n', NS, 'get', 'pods,events', '-o', 'wide']);
+  return r.stdout + r.stderr;
+}
+
+beforeAll(async () => {
+  sweepHomeClusters();
+  let t = Date.now();
+  // The chart brings our CRDs; the third-party ones come first, as a user installs them.
+  hc = await HomeCluster.start({ nodes: NODES, controlPlane: { ourCRDs: false, thirdPartyCRDs: false } });
+  timings.clusterStart = hc.startupMs;
+  t = Date.now();
+  // The operator refuses to start without them (exit 2). Cilium itself cannot run here; its
+  // CRDs are what its installer would put in the cluster.
+  await hc.controlPlane.applyCRDs(
+    ['kubevirt', 'multus', 'gateway-api', 'cilium'].map((d) => join(THIRD_PARTY_CRD_DIR, d)),
+  );
+  timings.thirdPartyCRDs = Date.now() - t;
+  t = Date.now();
+  const image = await operatorImage(`pcloud.local/personal-cloud:${APP_VERSION}`);
+  timings.imageBuild = Date.now() - t;
+  t = Date.now();
+  imageRef = await hc.pushImage(image, `personal-cloud/personal-cloud:${APP_VERSION}`);
+  timings.push = Date.now() - t;
+  t = Date.now();
+  // docs/install.md step 3, with the image from this home's registry.
+  const helm = await runCommand(join(BIN_DIR, 'helm'), [
+    `--kubeconfig=${hc.controlPlane.kubeconfigPath}`,
+    'install',
+    RELEASE,
+    CHART,
+    '--namespace',
+    NS,
+    '--create-namespace',
+    '--set',
+    'peer=alice',
+    '--set',
+    'homeDomain=alice.example.org',
+    '--set',
+    'homeLAN={192.168.1.0/24}',
+    '--set',
+    `image.repository=${imageRef.slice(0, imageRef.lastIndexOf(':'))}`,
+  ]);
+  if (helm.code !== 0) throw new Error(`helm install: ${helm.stderr}`);
+  timings.helmInstall = Date.now() - t;
+});
+
+afterAll(async () => {
+  console.log(`home install timings (ms): ${JSON.stringify(timings)}`);
+  await hc?.stop();
+});
+
+describe('helm install on a home with real nodes', () => {
+  it('runs the operator pods from the registry image, Ready, under the chart ServiceAccount', async () => {
+    const t = Date.now();
+    const ops = await eventually(
+      'two operator pods Running and Ready',
+      async () => {
+        const p = await pods(OPERATOR);
+        return p.length === 2 && p.every(ready) ? p : undefined;
+      },
+      { timeoutMs: 300_000, intervalMs: 1000 },
+    ).catch(async (err: Error) => {
+      throw new Error(`${err.message}\n${await diagnose()}`);
+    });
+    timings.operatorReady = Date.now() - t;
+    for (const p of ops) {
+      expect(p.spec.serviceAccountName).toBe(RELEASE);
+      expect(p.spec.containers[0]!.image).toBe(imageRef);
+      expect(p.status.containerStatuses?.[0]?.ready).toBe(true);
+    }
+    // Pulled from the registry by the nodes' containerd (the image was never imported).
+    for (const node of new Set(ops.map((p) => p.spec.nodeName!))) {
+      const images = await hc.ctr(node, ['-n', 'k8s.io', 'images', 'ls', '-q']);
+      expect(images.stdout.split('\n')).toContain(imageRef);
+    }
+  });
+
+  it('elects one of them leader on the chart Lease', async () => {
+    const names = (await pods(OPERATOR)).map((p) => p.metadata.name);
+    const lease = await eventually(
+      'the Lease held',
+      async () => {
+        const r = await hc.controlPlane.kubectl(['-n', NS, 'get', 'lease', RELEASE, '-o', 'json']);
+        if (r.code !== 0) return undefined;
+        const l = JSON.parse(r.stdout) as { spec: { holderIdentity?: string } };
+        return l.spec.holderIdentity ? l : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 1000 },
+    );
+    expect(names).toContain(lease.spec.holderIdentity);
+  });
+
+  it('runs a node agent on every node, Ready, in the node network namespace', async () => {
+    const agents = await eventually(
+      'a Ready node agent per node',
+      async () => {
+        const p = await pods(AGENT);
+        return p.length === NODES.length && p.every(ready) ? p : undefined;
+      },
+      { timeoutMs: 180_000, intervalMs: 1000 },
+    ).catch(async (err: Error) => {
+      throw new Error(`${err.message}\n${await diagnose()}`);
+    });
+    expect(agents.map((p) => p.spec.nodeName).sort()).toEqual(NODES);
+    for (const p of agents) expect(p.spec.hostNetwork).toBe(true);
+  });
+
+  it('reconciles a Tenant from inside the cluster: namespace, network, and the node agents build it on every node', async () => {
+    await kubectl(['apply', '-f', join(repoRoot, 'examples', 'tenant-bob.yaml')]);
+    const tenant = await eventually(
+      'Tenant bob network in status',
+      async () => {
+        const t = JSON.parse(await kubectl(['get', 'tenant', 'bob', '-o', 'json'])) as {
+          status?: { namespace?: string; network?: { vni: number; bridge: string; mtu: number } };
+        };
+        return t.status?.network && t.status.namespace ? t.status : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    expect(JSON.parse(await kubectl(['get', 'namespace', tenant.namespace!, '-o', 'json']))).toMatchObject({
+      metadata: { labels: expect.objectContaining({ 'personalcloud.io/tenant': 'bob' }) as unknown },
+    });
+    const nads = JSON.parse(
+      await kubectl(['-n', tenant.namespace!, 'get', 'network-attachment-definitions', '-o', 'json']),
+    ) as { items: unknown[] };
+    expect(nads.items.length).toBe(1);
+
+    const { vni, bridge, mtu } = tenant.network!;
+    for (const node of NODES) {
+      const links = await eventually(
+        `bridge ${bridge} and pcvx${vni} on ${node}`,
+        async () => {
+          const out = await hc.lab.exec(node, 'ip', ['-j', '-d', 'link', 'show']);
+          const l = JSON.parse(out) as {
+            ifname: string;
+            master?: string;
+            mtu: number;
+            linkinfo?: { info_kind?: string; info_data?: { id?: number } };
+          }[];
+          const br = l.find((x) => x.ifname === bridge);
+          const vx = l.find((x) => x.ifname === `pcvx${vni}`);
+          return br && vx?.master === bridge ? { br, vx } : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 500 },
+      );
+      expect(links.br.linkinfo?.info_kind).toBe('bridge');
+      expect(links.vx.linkinfo?.info_kind).toBe('vxlan');
+      expect(links.vx.linkinfo?.info_data?.id).toBe(vni);
+      expect(links.vx.mtu).toBe(mtu);
+      // Flooding to the other node's InternalIP.
+      const fdb = await hc.lab.exec(node, 'bridge', ['fdb', 'show', 'dev', `pcvx${vni}`]);
+      for (const other of NODES.filter((n) => n !== node))
+        expect(fdb).toContain(`00:00:00:00:00:00 dst ${hc.nodes.get(other)!.ip}`);
+    }
+  });
+
+  it('serves the operator log through the API server (kubectl logs)', async () => {
+    const lease = JSON.parse(await kubectl(['-n', NS, 'get', 'lease', RELEASE, '-o', 'json'])) as {
+      spec: { holderIdentity: string };
+    };
+    const log = await kubectl(['-n', NS, 'logs', lease.spec.holderIdentity]);
+    const lines = log
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { msg?: string; identity?: string; peer?: string; leading?: boolean });
+    expect(lines.find((l) => l.msg === 'operator started')).toMatchObject({
+      identity: lease.spec.holderIdentity,
+      peer: 'alice',
+    });
+    expect(lines.find((l) => l.msg === 'became leader')).toMatchObject({
+      identity: lease.spec.holderIdentity,
+      leading: true,
+    });
+  });
+});
