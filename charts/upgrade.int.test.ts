@@ -45,6 +45,11 @@ const objects: { type: ResourceType; name: string; namespace?: string; uid?: str
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'pcloud-upgrade-'));
   // The previous chart from Git: what a user who installed 0.1.0 has.
+  const present = await runCommand('git', ['-C', repoRoot, 'cat-file', '-e', `${PREVIOUS.commit}^{commit}`]);
+  if (present.code !== 0)
+    throw new Error(
+      `commit ${PREVIOUS.commit} (chart ${PREVIOUS.version}) is not in this clone: clone with history`,
+    );
   await must(
     runCommand('sh', [
       '-c',
