@@ -275,6 +275,9 @@ describe('with the node agents', () => {
       "fetch('http://127.0.0.1:8081/metrics').then(r=>r.text()).then(t=>process.stdout.write(t))",
     ]);
     expect(metrics).toMatch(/pcloud_node_agent_addresses_removed_total 1/);
+    // idempotent on restart: it found its devices and rebuilt none of them
+    expect(metrics).toMatch(/pcloud_node_agent_changes_total\{action="bridge-addresses-removed"\} 1/);
+    expect(metrics).not.toMatch(/action="(bridge|vxlan)-(created|replaced|adopted)"/);
     expect(metrics).toMatch(/pcloud_node_agent_segments 2/);
     expect(metrics).toMatch(/pcloud_node_agent_guard_dropped_packets\{rule="inet\/input"\} [1-9]/);
   });
