@@ -19,7 +19,13 @@ const ALL = [
   'bench',
   'hack',
 ];
-const DEV_ONLY_PACKAGES = ['@peculiar/x509', 'reflect-metadata', 'fast-check', 'json-schema-to-typescript'];
+const DEV_ONLY_PACKAGES = [
+  '@peculiar/x509',
+  'reflect-metadata',
+  'fast-check',
+  'json-schema-to-typescript',
+  'playwright-core',
+];
 const floors = {
   api: [],
   kube: ['api'],

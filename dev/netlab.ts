@@ -176,6 +176,47 @@ export class HomeLab {
     if (name !== 'router') await this.exec(name, 'ip', ['route', 'add', 'default', 'via', this.routerIp]);
   }
 
+  /**
+   * Another machine on the home LAN at ip (default route via the router), e.g. a guest's
+   * client: it reaches the nodes and the host's address like anything on the LAN.
+   */
+  async addLanClient(name: string, ip: string): Promise<void> {
+    await this.addLanHost(name, ip);
+  }
+
+  /**
+   * A namespace behind `node` on a point-to-point veth, as a pod on the cluster network
+   * sits behind its node: `ip` inside (default route via `gateway`), `gateway` on the
+   * node's side, and forwarding on in the node. Returns the node side's interface name.
+   */
+  async addPod(name: string, node: string, ip: string, gateway: string): Promise<string> {
+    const ns = await this.addNamespace(name);
+    const hostSide = `pp-${name}`.slice(0, 15);
+    await must('ip', [
+      'link',
+      'add',
+      hostSide,
+      'netns',
+      this.ns(node),
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'eth0',
+      'netns',
+      ns,
+    ]);
+    await this.exec(node, 'ip', ['address', 'add', `${gateway}/32`, 'dev', hostSide]);
+    await this.exec(node, 'ip', ['link', 'set', hostSide, 'up']);
+    await this.exec(node, 'ip', ['route', 'add', `${ip}/32`, 'dev', hostSide]);
+    await this.exec(node, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+    await this.exec(name, 'ip', ['address', 'add', `${ip}/32`, 'dev', 'eth0']);
+    await this.exec(name, 'ip', ['link', 'set', 'eth0', 'up']);
+    await this.exec(name, 'ip', ['route', 'add', gateway, 'dev', 'eth0']);
+    await this.exec(name, 'ip', ['route', 'add', 'default', 'via', gateway]);
+    return hostSide;
+  }
+
   /** Runs a command in the namespace `name`. */
   exec(name: string, file: string, args: readonly string[], input?: string): Promise<string> {
     return must('ip', ['netns', 'exec', this.ns(name), file, ...args], input);

@@ -42,7 +42,8 @@ export async function runPortal(config: PortalConfig, opts: { log?: Logger } = {
   const log = (opts.log ?? createLogger(config.logLevel)).child({ component: 'portal' });
   const kc = loadKubeConfig(config.kubeconfig, KUBECONFIG_FLAG);
   const client = await clientFor(kc, config.kubeconfig, KUBECONFIG_FLAG);
-  const events = new EventRecorder(client, 'portal', config.peer, log, config.namespace);
+  // Events about cluster-scoped objects (Tenants, the portal's Namespace) live in "default", as the API requires.
+  const events = new EventRecorder(client, 'portal', config.peer, log);
   const portal = await buildPortal({
     peer: config.peer,
     data: new KubePortalData(client, events),

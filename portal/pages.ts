@@ -10,7 +10,7 @@ header{background:#101828;color:#fff;padding:14px 28px;display:flex;align-items:
 header h1{font-size:18px;margin:0;font-weight:600}header .who{margin-left:auto;color:#d0d5dd;font-size:14px}
 header form{margin:0}main{max-width:1080px;margin:24px auto;padding:0 20px}
 .card{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:18px 22px;margin-bottom:18px;box-shadow:0 1px 2px rgba(16,24,40,.05)}
-h2{font-size:16px;margin:0 0 12px}table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:7px 8px;border-bottom:1px solid var(--line);vertical-align:top}
+h2{font-size:16px;margin:0 0 12px}table{border-collapse:collapse;width:100%}td strong{white-space:nowrap}th,td{text-align:left;padding:7px 8px;border-bottom:1px solid var(--line);vertical-align:top}
 th{font-size:12px;text-transform:uppercase;letter-spacing:.04em;color:var(--muted);font-weight:600}
 code{font:13px ui-monospace,SFMono-Regular,Menlo,monospace;background:#f2f4f7;padding:1px 5px;border-radius:4px}
 .pill{display:inline-block;padding:1px 9px;border-radius:999px;font-size:12px;font-weight:600;background:#f2f4f7;color:var(--muted)}
@@ -271,14 +271,15 @@ export interface Sample {
 /** A small line chart of units offered, allocated to guests, and VMs hosted over time. */
 export function chart(samples: readonly Sample[]): Html {
   const W = 640;
-  const H = 160;
+  const H = 180;
   const pad = 28;
+  const top = 40; // the legend's row
   if (samples.length === 0) return html`<p class="muted">No samples yet.</p>`;
   const max = Math.max(1, ...samples.flatMap((s) => [s.offered, s.allocated, s.hosted]));
   const t0 = samples[0]!.t;
   const span = Math.max(1, samples[samples.length - 1]!.t - t0);
   const x = (t: number): number => pad + ((t - t0) / span) * (W - 2 * pad);
-  const y = (v: number): number => H - pad - (v / max) * (H - 2 * pad);
+  const y = (v: number): number => H - pad - (v / max) * (H - pad - top);
   const line = (k: 'offered' | 'allocated' | 'hosted'): string =>
     samples.map((s) => `${x(s.t).toFixed(1)},${y(s[k]).toFixed(1)}`).join(' ');
   const series: [string, 'offered' | 'allocated' | 'hosted', string][] = [
@@ -294,8 +295,8 @@ export function chart(samples: readonly Sample[]): Html {
     aria-label="units over time"
   >
     <line x1="${pad}" y1="${H - pad}" x2="${W - pad}" y2="${H - pad}" stroke="#e4e7ec" />
-    <line x1="${pad}" y1="${pad}" x2="${W - pad}" y2="${pad}" stroke="#f2f4f7" />
-    <text x="4" y="${pad + 4}">${max}</text>
+    <line x1="${pad}" y1="${top}" x2="${W - pad}" y2="${top}" stroke="#f2f4f7" />
+    <text x="4" y="${top + 4}">${max}</text>
     <text x="4" y="${H - pad + 4}">0</text>
     <text x="${pad}" y="${H - 8}">${new Date(t0).toISOString().slice(11, 16)}</text>
     <text x="${W - pad - 30}" y="${H - 8}">
@@ -304,8 +305,8 @@ export function chart(samples: readonly Sample[]): Html {
     ${series.map(
       ([label, k, color], i) =>
         html`<polyline fill="none" stroke="${color}" stroke-width="2.5" points="${line(k)}" />
-          <rect x="${W - 190}" y="${10 + i * 15}" width="10" height="10" fill="${color}" />
-          <text x="${W - 175}" y="${19 + i * 15}">${label}</text>`,
+          <rect x="${pad + i * 170}" y="8" width="10" height="10" fill="${color}" />
+          <text x="${pad + 15 + i * 170}" y="17">${label}</text>`,
     )}
   </svg>`;
 }
@@ -315,9 +316,9 @@ function cond(
   type: string,
 ): Html {
   const c = conds?.find((x) => x.type === type);
-  return c
-    ? html`<span title="${c.message}">${phasePill(c.status === 'True' ? c.reason : c.reason)}</span>`
-    : html`–`;
+  if (!c) return html`–`;
+  const cls = c.status === 'True' ? 'ok' : c.status === 'False' ? 'bad' : 'warn';
+  return html`<span class="pill ${cls}" title="${c.message}">${c.reason}</span>`;
 }
 
 export function ownerPage(o: {
@@ -337,6 +338,9 @@ export function ownerPage(o: {
   const liveGrants = o.tenants.reduce((n, t) => n + t.grants.length, 0);
   const away = o.offers.filter((x) =>
     x.status?.conditions?.some((c) => c.type === 'Ready' && c.reason === 'PeerAway'),
+  );
+  const unheard = [...o.offers, ...o.requests].filter(
+    (x) => !x.status?.conditions?.some((c) => c.type === 'Ready'),
   );
   const rejected = o.requests.filter((r) =>
     r.status?.conditions?.some(
@@ -369,12 +373,17 @@ export function ownerPage(o: {
       <h2>Federation</h2>
       <p>
         ${
-          away.length > 0
-            ? html`<span class="pill bad">away</span> the matchmaker counts this home as away (no heartbeat
-                within its grace): ${away.map((x) => x.metadata?.name).join(', ')}`
-            : o.offers.length === 0 && o.requests.length === 0
-              ? html`<span class="pill">idle</span> no Offers or Requests at this home`
-              : html`<span class="pill ok">healthy</span> heartbeat seen by the matchmaker; Offers matched`
+          o.offers.length === 0 && o.requests.length === 0
+            ? html`<span class="pill" id="federation-health">idle</span> no Offers or Requests at this home`
+            : away.length > 0
+              ? html`<span class="pill bad" id="federation-health">away</span> the matchmaker counts this home
+                  as away (no heartbeat within its grace): ${away.map((x) => x.metadata?.name).join(', ')}`
+              : unheard.length > 0
+                ? html`<span class="pill warn" id="federation-health">not heard back</span> no status from the
+                    matchmaker yet on ${unheard.map((x) => x.metadata?.name).join(', ')} (not joined, or the
+                    matchmaker is unreachable)`
+                : html`<span class="pill ok" id="federation-health">present</span> the matchmaker sees this
+                    home and has matched its Offers and Requests`
         }
         ${
           rejected.length > 0

@@ -10,6 +10,7 @@ import type {
   TenantObject,
 } from './data.js';
 import { html } from './html.js';
+import { ownerPage } from './pages.js';
 import { buildPortal, type Portal, type PortalOptions } from './server.js';
 
 const HOST = 'carol';
@@ -459,3 +460,33 @@ describe('html', () => {
 function escapeText(s: string): string {
   return s.replace(/'/g, '&#39;');
 }
+
+describe("the owner's federation health", () => {
+  const offer = (conditions?: { type: string; status: 'True' | 'False'; reason: string }[]): OfferObject => ({
+    apiVersion: 'personalcloud.io/v1alpha1',
+    kind: 'Offer',
+    metadata: { name: 'spare', namespace: 'default' },
+    spec: { peer: HOST, units: 2, unit: { cpu: 1, memory: '1Gi', storage: '1Gi' } },
+    ...(conditions
+      ? {
+          status: {
+            conditions: conditions.map((c) => ({
+              ...c,
+              message: '',
+              lastTransitionTime: '2026-12-02T10:00:00Z',
+            })),
+          },
+        }
+      : {}),
+  });
+  const health = (offers: OfferObject[]): string =>
+    /id="federation-health">([^<]+)</.exec(
+      ownerPage({ peer: HOST, offers, requests: [], tenants: [], samples: [], now: clock }).text,
+    )![1]!;
+  it('says present only when the matchmaker has answered, away when it says so, and idle without objects', () => {
+    expect(health([])).toBe('idle');
+    expect(health([offer()])).toBe('not heard back');
+    expect(health([offer([{ type: 'Ready', status: 'False', reason: 'PeerAway' }])])).toBe('away');
+    expect(health([offer([{ type: 'Ready', status: 'True', reason: 'Matched' }])])).toBe('present');
+  });
+});
