@@ -25,7 +25,8 @@ stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
 # container runtime) and busybox-static (the files of its test image);
 # `make bench-solver` installs its own (liblemon-dev, python3-networkx, time).
 # mmdebstrap builds the operator image's root filesystem from Debian packages.
-DEB_PACKAGES=(iproute2 iputils-ping nftables iperf3 util-linux containerd runc busybox-static mmdebstrap ${PCLOUD_DEB_PACKAGES:-})
+# chromium: the portal's browser test drives Debian's build with playwright-core (no downloaded browsers).
+DEB_PACKAGES=(iproute2 iputils-ping nftables iperf3 util-linux containerd runc busybox-static mmdebstrap chromium ${PCLOUD_DEB_PACKAGES:-})
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
