@@ -143,6 +143,8 @@ describe('helm install on a home with real nodes', () => {
       expect(p.spec.serviceAccountName).toBe(RELEASE);
       expect(p.spec.containers[0]!.image).toBe(imageRef);
       expect(p.status.containerStatuses?.[0]?.ready).toBe(true);
+      // Started once: no exit for a missing precondition, no liveness kill of a slow start.
+      expect(p.status.containerStatuses?.[0]?.restartCount).toBe(0);
     }
     // Pulled from the registry by the nodes' containerd (the image was never imported).
     for (const node of new Set(ops.map((p) => p.spec.nodeName!))) {
@@ -178,7 +180,10 @@ describe('helm install on a home with real nodes', () => {
       throw new Error(`${err.message}\n${await diagnose()}`);
     });
     expect(agents.map((p) => p.spec.nodeName).sort()).toEqual(NODES);
-    for (const p of agents) expect(p.spec.hostNetwork).toBe(true);
+    for (const p of agents) {
+      expect(p.spec.hostNetwork).toBe(true);
+      expect(p.status.containerStatuses?.[0]?.restartCount).toBe(0);
+    }
   });
 
   it('reconciles a Tenant from inside the cluster: namespace, network, and the node agents build it on every node', async () => {
