@@ -150,16 +150,132 @@ test.each([
   ['watch', 'tenants.personalcloud.io', '', 'yes'],
   ['watch', 'nodes', '', 'yes'],
   ['create', 'events.events.k8s.io', 'default', 'yes'],
+  // on the chief: the portal's grants and the VM instances they name; their status only
+  ['watch', 'portalgrants.personalcloud.io', '', 'yes'],
+  ['update', 'portalgrants.personalcloud.io --subresource=status', 'tenant-bob', 'yes'],
+  ['watch', 'virtualmachineinstances.kubevirt.io', '', 'yes'],
+  ['update', 'portalgrants.personalcloud.io', 'tenant-bob', 'no'],
+  ['create', 'portalgrants.personalcloud.io', 'tenant-bob', 'no'],
   // read-only on the API: it changes nothing but its node's kernel state
   ['update', 'tenants.personalcloud.io/status', '', 'no'],
   ['patch', 'nodes', '', 'no'],
   ['get', 'secrets', NS, 'no'],
   ['list', 'pods', '', 'no'],
 ])('the node agent ServiceAccount: can-i %s %s in %p -> %s', async (verb, resource, namespace, answer) => {
-  const args = ['auth', 'can-i', verb, resource, `--as=${NODE_AGENT_SA}`];
+  const args = ['auth', 'can-i', verb, ...resource.split(' '), `--as=${NODE_AGENT_SA}`];
   if (namespace !== '') args.push('-n', namespace);
   const res = await cp.kubectl(args);
   expect(res.stdout.trim()).toBe(answer);
+});
+
+// The portal writes PortalGrants and Events, reads what it shows and its own signing key.
+const PORTAL_SA = `system:serviceaccount:${NS}:personal-cloud-portal`;
+test.each([
+  ['list', 'assignments.personalcloud.io', '', 'yes'],
+  ['list', 'tenants.personalcloud.io', '', 'yes'],
+  ['list', 'offers.personalcloud.io', 'default', 'yes'],
+  ['list', 'requests.personalcloud.io', 'default', 'yes'],
+  ['create', 'portalgrants.personalcloud.io', 'tenant-bob', 'yes'],
+  ['delete', 'portalgrants.personalcloud.io', 'tenant-bob', 'yes'],
+  ['create', 'events.events.k8s.io', 'default', 'yes'],
+  ['get', 'secrets/portal-signing-key', NS, 'yes'],
+  // Least privilege: it never realises a grant itself, nor touches what it shows.
+  ['update', 'portalgrants.personalcloud.io --subresource=status', 'tenant-bob', 'no'],
+  ['update', 'portalgrants.personalcloud.io', 'tenant-bob', 'no'],
+  ['update', 'assignments.personalcloud.io', 'federation', 'no'],
+  ['update', 'tenants.personalcloud.io', '', 'no'],
+  ['create', 'requests.personalcloud.io', 'default', 'no'],
+  ['watch', 'assignments.personalcloud.io', '', 'no'],
+  ['get', 'secrets/personal-cloud-portal', NS, 'no'],
+  ['get', 'secrets/federation-join', NS, 'no'],
+  ['list', 'secrets', NS, 'no'],
+  ['create', 'pods', 'tenant-bob', 'no'],
+  ['get', 'virtualmachineinstances.kubevirt.io', 'tenant-bob', 'no'],
+])('the portal ServiceAccount: can-i %s %s in %p -> %s', async (verb, resource, namespace, answer) => {
+  const args = ['auth', 'can-i', verb, ...resource.split(' '), `--as=${PORTAL_SA}`];
+  if (namespace !== '') args.push('-n', namespace);
+  const res = await cp.kubectl(args);
+  expect(res.stdout.trim()).toBe(answer);
+});
+
+test('the portal: one replica behind its own HTTPS listener at portal.<homeDomain>, secrets kept across upgrades', async () => {
+  const get = async <T>(args: string[]): Promise<T> => {
+    const res = await cp.kubectl(['get', ...args, '-o', 'json']);
+    expect(res.stderr).toBe('');
+    return JSON.parse(res.stdout) as T;
+  };
+  const deploy = await get<{
+    spec: {
+      replicas: number;
+      template: {
+        spec: {
+          containers: { args: string[]; env: { name: string; value?: string; valueFrom?: unknown }[] }[];
+        };
+      };
+    };
+  }>(['deployment', 'personal-cloud-portal', '-n', NS]);
+  expect(deploy.spec.replicas).toBe(1);
+  const c = deploy.spec.template.spec.containers[0]!;
+  expect(c.args).toEqual(['portal', 'serve']);
+  expect(c.env).toEqual(
+    expect.arrayContaining([
+      { name: 'PCLOUD_PEER', value: 'alice' },
+      {
+        name: 'PCLOUD_COOKIE_SECRET',
+        valueFrom: { secretKeyRef: { name: 'personal-cloud-portal', key: 'cookieSecret' } },
+      },
+      {
+        name: 'PCLOUD_OWNER_TOKEN',
+        valueFrom: { secretKeyRef: { name: 'personal-cloud-portal', key: 'ownerToken' } },
+      },
+    ]),
+  );
+  const route = await get<{
+    spec: { hostnames: string[]; parentRefs: { name: string; sectionName: string }[] };
+  }>(['httproute', 'personal-cloud-portal', '-n', NS]);
+  expect(route.spec.hostnames).toEqual(['portal.alice.example.org']);
+  expect(route.spec.parentRefs[0]).toMatchObject({ name: 'personal-cloud-portal', sectionName: 'portal' });
+  const gw = await get<{
+    spec: { listeners: { protocol: string; hostname: string; tls: { mode: string } }[] };
+  }>(['gateway', 'personal-cloud-portal', '-n', 'personal-cloud-gateway']);
+  expect(gw.spec.listeners).toEqual([
+    expect.objectContaining({
+      protocol: 'HTTPS',
+      hostname: 'portal.alice.example.org',
+      tls: expect.objectContaining({ mode: 'Terminate' }) as unknown,
+    }),
+  ]);
+  const secret = async () =>
+    (await get<{ data: Record<string, string> }>(['secret', 'personal-cloud-portal', '-n', NS])).data;
+  const before = await secret();
+  expect(Buffer.from(before.cookieSecret!, 'base64').toString()).toHaveLength(48);
+  expect(Buffer.from(before.ownerToken!, 'base64').toString()).toHaveLength(32);
+  const up = await helm([
+    'upgrade',
+    'personal-cloud',
+    CHART,
+    '--namespace',
+    NS,
+    '--set',
+    'peer=alice',
+    '--set',
+    'homeDomain=alice.example.org',
+    '--set',
+    'portal.chiefNode=n1',
+    '--wait=false',
+  ]);
+  expect(up.stderr).toBe('');
+  expect(await secret()).toEqual(before);
+  // The chief's agent gets the grant settings; the others do not need them (one DaemonSet: all get them, only n1 acts).
+  const ds = await get<{
+    spec: { template: { spec: { containers: { env: { name: string; value?: string }[] }[] } } };
+  }>(['daemonset', 'personal-cloud-node-agent', '-n', NS]);
+  expect(ds.spec.template.spec.containers[0]!.env).toEqual(
+    expect.arrayContaining([
+      { name: 'PCLOUD_CHIEF_NODE', value: 'n1' },
+      { name: 'PCLOUD_GRANT_PORTS', value: '40000-40999' },
+    ]),
+  );
 });
 
 test('the operator ServiceAccount may grant the tenant Role (it holds every permission in it)', async () => {
@@ -247,6 +363,14 @@ test.each([
   [
     ['--set', 'peer=alice', '--set', 'homeDomain=a.org', '--set-json', 'clusterCIDRs=[]'],
     "at '/clusterCIDRs'",
+  ],
+  [
+    ['--set', 'peer=alice', '--set', 'homeDomain=a.org', '--set', 'portal.grantPorts=40000'],
+    "at '/portal/grantPorts'",
+  ],
+  [
+    ['--set', 'peer=alice', '--set', 'homeDomain=a.org', '--set', 'portal.chiefNode=Chief'],
+    "at '/portal/chiefNode'",
   ],
 ])('bad values %j are refused naming the value', async (values, message) => {
   const res = await helm(['template', 'pc', CHART, ...values]);
