@@ -25,8 +25,10 @@ stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
 # container runtime) and busybox-static (the files of its test image);
 # `make bench-solver` installs its own (liblemon-dev, python3-networkx, time).
 # mmdebstrap builds the operator image's root filesystem from Debian packages.
+# iptables and ipset are what kube-router's network policy controller programs (the test
+# enforcer of the standard NetworkPolicies, e2e/tenant-policy.e2e.test.ts).
 # chromium: the portal's browser test drives Debian's build with playwright-core (no downloaded browsers).
-DEB_PACKAGES=(iproute2 iputils-ping nftables iperf3 util-linux containerd runc busybox-static mmdebstrap chromium ${PCLOUD_DEB_PACKAGES:-})
+DEB_PACKAGES=(iproute2 iputils-ping nftables iperf3 util-linux containerd runc busybox-static mmdebstrap chromium iptables ipset ${PCLOUD_DEB_PACKAGES:-})
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -71,6 +73,12 @@ build_tools pause "-s -w" personalcloud.io/tools/pause
 build_tools images "-s -w" personalcloud.io/tools/oci-image
 # The home cluster's registry (distribution's, plain HTTP on the lab LAN).
 build_tools registry "-s -w" github.com/distribution/distribution/v3/cmd/registry
+# kube-router's network policy controller (what k3s embeds), the test enforcer of the
+# standard NetworkPolicies (dev/kube-router.ts). v2.1.0 is the only version the module
+# proxy serves and has security reports: a test tool, never shipped.
+KUBE_ROUTER_VERSION=$(cd "$ROOT/tools/kube-router" && go list -m -f '{{.Version}}' github.com/cloudnativelabs/kube-router/v2)
+build_tools kube-router "-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION" \
+  github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
 HELM_VERSION=$(cd "$ROOT/tools/helm" && go list -m -f '{{.Version}}' helm.sh/helm/v3)
 # As helm's own Makefile does: without these, `helm template` assumes Kubernetes v1.20.
 HELM_K8S_MINOR=$(cd "$ROOT/tools/helm" && go list -m -f '{{.Version}}' k8s.io/client-go | cut -d. -f2)
