@@ -1,3 +1,4 @@
+import { startDemoPortal, type DemoPortal } from '../demo-portal.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -204,6 +205,7 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
     logLevel: 'warn',
   });
   let stopping = false;
+  let portal: DemoPortal | undefined;
   const onSignal = (): void => {
     if (stopping) return;
     stopping = true;
@@ -239,6 +241,19 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
     }
     const interactive = opts.once !== true && process.stdin.isTTY === true;
     if (!interactive) return;
+    try {
+      portal = await startDemoPortal(fed, homes[0]!);
+      say(`\nThe portal of ${portal.host} (docs/portal.md): ${portal.url}`);
+      say(`  sign in as demo@${portal.requester} (valid 10 minutes, once): ${portal.link}`);
+      say(
+        `  a fresh link: bin/pcloud portal login-link --kubeconfig ${fed.home(portal.requester).cp.kubeconfigPath} \\`,
+      );
+      say(`      --peer ${portal.requester} --user demo --host ${portal.host} --portal-url ${portal.url}`);
+      say(`  the owner of ${portal.host} signs in with the token ${portal.ownerToken}`);
+      say('  (no VM boots here, so opening a port stays Pending: there is no VM instance to forward to)');
+    } catch (err) {
+      say(`\n(The portal did not start: ${err instanceof Error ? err.message : String(err)})`);
+    }
     say('\nThe federation keeps running until Ctrl-C. In another shell:');
     say(`  export PATH=${BIN_DIR}:$PATH`);
     say(
@@ -254,6 +269,7 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
   } finally {
     process.removeListener('SIGINT', onSignal);
     say('Stopping the controllers and control planes ...');
+    await portal?.stop();
     await fed.stop();
   }
 }
