@@ -8,7 +8,7 @@
  * Pods get their sandbox from a locally built pause image (dev/images.ts) imported into
  * each node's containerd; their network is the CNI bridge + host-local plugins with a
  * /24 per node, and each node routes the other nodes' pod subnets via their LAN address
- * (so does the host, through its LAN veth: the API server answers pods directly).
+ * (pods' traffic to the host is masqueraded to the node's address, as flannel does).
  * kube-proxy (nftables mode) runs beside each kubelet, so pods reach the API server
  * through the `kubernetes` Service. A registry (distribution's, plain HTTP) listens on
  * the host's LAN address; every node's containerd pulls from it (hosts.toml), and
@@ -443,24 +443,30 @@ export class HomeCluster {
       };
       this.nodes.set(name, node);
     }
-    // Each node reaches the other nodes' pods through their LAN address; so does the host
-    // (the API server's replies to pods, which reach it through the `kubernetes` Service
-    // unmasqueraded). The host's routes go with its LAN veth.
+    // Each node reaches the other nodes' pods through their LAN address.
     for (const a of this.nodes.values())
       for (const b of this.nodes.values())
         if (a !== b) await this.lab.exec(a.name, 'ip', ['route', 'add', b.podSubnet, 'via', b.ip]);
-    for (const b of this.nodes.values()) {
-      const r = await runCommand('ip', [
-        'route',
-        'add',
-        b.podSubnet,
-        'via',
-        b.ip,
-        'dev',
-        `${this.lab.prefix}h`,
-      ]);
-      if (r.code !== 0) throw new Error(`ip route add ${b.podSubnet} via ${b.ip}: ${r.stderr}`);
-    }
+    // Pods' traffic to the host (the API server behind the `kubernetes` Service, the
+    // registry) leaves the node masqueraded, as k3s's flannel masquerades pod traffic
+    // leaving the cluster network: the host has no route to the pod subnets (concurrent
+    // clusters use the same ones). Only to the host's address, so every other flow keeps
+    // the pods' own addresses. The node's own nftables table, gone with its namespace.
+    for (const node of this.nodes.values())
+      await this.lab.exec(
+        node.name,
+        'nft',
+        ['-f', '-'],
+        [
+          'table ip pcloud-hc {',
+          '  chain postrouting {',
+          '    type nat hook postrouting priority srcnat; policy accept;',
+          `    ip saddr ${POD_CIDR} ip daddr ${this.lab.hostIp} masquerade`,
+          '  }',
+          '}',
+          '',
+        ].join('\n'),
+      );
     for (const node of this.nodes.values()) await this.startContainerd(node, images);
     for (const node of this.nodes.values()) await this.startKubelet(node);
     await Promise.all([...this.nodes.keys()].map((n) => this.waitNodeReady(n)));

@@ -240,7 +240,13 @@ export async function operatorImage(tag: string): Promise<BuiltImage> {
     mkdirSync(join(app, 'crds'));
     for (const f of readdirSync(join(repoRoot, 'crds')).filter((f) => f.endsWith('.yaml')))
       cpSync(join(repoRoot, 'crds', f), join(app, 'crds', f));
-    return await writeImage(image(app), path);
+    const built = await writeImage(image(app), path);
+    // Earlier builds of this repository's image (100 MB each) are not needed any more.
+    const repo = tag.slice(0, tag.lastIndexOf(':')).replace(/[^a-zA-Z0-9.-]+/g, '_');
+    for (const f of readdirSync(IMAGE_DIR))
+      if (f.startsWith(`${repo}_`) && f.endsWith('.tar') && join(IMAGE_DIR, f) !== path)
+        rmSync(join(IMAGE_DIR, f), { force: true });
+    return built;
   } finally {
     rmSync(build, { recursive: true, force: true });
   }

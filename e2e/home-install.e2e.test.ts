@@ -45,7 +45,7 @@ interface Pod {
     nodeName?: string;
     serviceAccountName?: string;
     hostNetwork?: boolean;
-    containers: { image: string }[];
+    containers: { name: string; image: string }[];
   };
   status: {
     phase?: string;
@@ -60,18 +60,21 @@ async function kubectl(args: string[], input?: string): Promise<string> {
   return r.stdout;
 }
 
-async function pods(selector: string): Promise<Pod[]> {
-  return (
-    JSON.parse(await kubectl(['-n', NS, 'get', 'pods', '-l', selector, '-o', 'json'])) as { items: Pod[] }
-  ).items;
+/** The release's pods whose container is `container` (the chart may run other Deployments beside). */
+async function pods(container: string): Promise<Pod[]> {
+  const selector = `app.kubernetes.io/instance=${RELEASE}`;
+  const list = JSON.parse(await kubectl(['-n', NS, 'get', 'pods', '-l', selector, '-o', 'json'])) as {
+    items: Pod[];
+  };
+  return list.items.filter((p) => p.spec.containers[0]?.name === container);
 }
 
 const ready = (p: Pod): boolean =>
   p.status.phase === 'Running' &&
   (p.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
 
-const OPERATOR = `app.kubernetes.io/instance=${RELEASE},app.kubernetes.io/component!=node-agent`;
-const AGENT = `app.kubernetes.io/instance=${RELEASE},app.kubernetes.io/component=node-agent`;
+const OPERATOR = 'operator';
+const AGENT = 'node-agent';
 
 async function diagnose(): Promise<string> {
   const r = await hc.controlPlane.kubectl(['-n', NS, 'get', 'pods,events', '-o', 'wide']);
