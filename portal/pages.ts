@@ -412,6 +412,13 @@ export function ownerPage(o: {
           </tr>
         </thead>
         <tbody>
+          ${
+            o.offers.length === 0
+              ? html`<tr>
+                  <td colspan="6" class="muted">No Offers: this home hosts nothing for others.</td>
+                </tr>`
+              : ''
+          }
           ${o.offers.map(
             (x) =>
               html`<tr>
@@ -440,6 +447,13 @@ export function ownerPage(o: {
           </tr>
         </thead>
         <tbody>
+          ${
+            o.requests.length === 0
+              ? html`<tr>
+                  <td colspan="6" class="muted">No Requests: this home asks for nothing elsewhere.</td>
+                </tr>`
+              : ''
+          }
           ${o.requests.map(
             (r) =>
               html`<tr>
@@ -484,6 +498,13 @@ export function ownerPage(o: {
           </tr>
         </thead>
         <tbody>
+          ${
+            o.tenants.length === 0
+              ? html`<tr>
+                  <td colspan="6" class="muted">No guests yet.</td>
+                </tr>`
+              : ''
+          }
           ${o.tenants.map(
             (t) =>
               html`<tr data-tenant="${t.tenant.spec.peer}">

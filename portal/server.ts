@@ -261,12 +261,8 @@ export async function buildPortal(o: PortalOptions): Promise<Portal> {
   /** The link from the user's home: shows who they sign in as; the POST signs in. */
   app.get<{ Querystring: { assertion?: string } }>('/login', { config: loginLimit }, async (req, reply) => {
     const assertion = req.query.assertion ?? '';
-    const v = verifyAssertion(assertion, {
-      audience: o.peer,
-      keysFor: (home) => keysFor(home),
-      now: now(),
-      ...(await preload()),
-    });
+    // Checked without consuming the nonce: the POST from this page consumes it.
+    const v = verifyAssertion(assertion, { audience: o.peer, keysFor: await keysNow(), now: now() });
     if (!v.ok) return refuseLogin(req, reply, v.reason, v.message, v.claims?.iss);
     return send(
       reply,
@@ -275,13 +271,10 @@ export async function buildPortal(o: PortalOptions): Promise<Portal> {
     );
   });
 
-  // keysFor is synchronous for verifyAssertion: the Assignments are read just before.
-  let cachedKeys: (home: string) => string[] = () => [];
-  const keysFor = (home: string): string[] => cachedKeys(home);
-  async function preload(): Promise<Record<string, never>> {
+  /** The login keys this host holds now, per home (from the Assignments it hosts). */
+  async function keysNow(): Promise<(home: string) => string[]> {
     const assignments = await o.data.assignments();
-    cachedKeys = (home) => loginKeysFor(assignments, o.peer, home);
-    return {};
+    return (home) => loginKeysFor(assignments, o.peer, home);
   }
 
   async function refuseLogin(
@@ -311,16 +304,16 @@ export async function buildPortal(o: PortalOptions): Promise<Portal> {
     '/login',
     { config: loginLimit, preHandler: csrfCheck },
     async (req, reply) => {
-      await preload();
+      // Before the assertion is consumed: a client that cannot be granted anything keeps its link.
+      if (!clientIPv4(req.ip))
+        throw new HttpError(400, 'IPv4 only', `your address ${req.ip} is not IPv4: grants forward IPv4 only`);
       const v = verifyAssertion(String(req.body?.assertion ?? ''), {
         audience: o.peer,
-        keysFor,
+        keysFor: await keysNow(),
         now: now(),
         nonces,
       });
       if (!v.ok) return refuseLogin(req, reply, v.reason, v.message, v.claims?.iss);
-      if (!clientIPv4(req.ip))
-        throw new HttpError(400, 'IPv4 only', `your address ${req.ip} is not IPv4: grants forward IPv4 only`);
       startSession(reply, { r: 'user', p: v.claims.iss, u: v.claims.sub, ip: req.ip });
       req.log.info({ home: v.claims.iss, user: v.claims.sub, client: req.ip }, 'signed in');
       await event(
