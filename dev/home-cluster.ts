@@ -685,6 +685,16 @@ export class HomeCluster {
     }
   }
 
+  /**
+   * nsenter options that put a command in a node's network and mount namespaces, where
+   * kubelet and kube-proxy run (dev/kube-router.ts runs kube-router there too).
+   */
+  nodeNamespaces(node: string): string[] {
+    const pid = this.state.pids[`containerd-${node}`];
+    if (pid === undefined) throw new Error(`no containerd on ${node}`);
+    return [`--target=${pid}`, '--mount', '--net'];
+  }
+
   /** Runs Debian's ctr against a node's containerd. */
   ctr(node: string, args: readonly string[]): Promise<CommandResult> {
     return runCommand(CTR, ['--address', this.nodes.get(node)!.socket, ...args]);
