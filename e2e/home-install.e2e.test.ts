@@ -27,6 +27,8 @@ jest.setTimeout(900_000);
 const NS = 'personal-cloud-system';
 const RELEASE = 'personal-cloud';
 const NODES = ['n1', 'n2'];
+/** Apart from the other home-cluster tests' LANs (192.168.214, .216), should Jest run them side by side. */
+const LAN_PREFIX = '192.168.217';
 const CHART = join(repoRoot, 'charts', 'personal-cloud');
 const APP_VERSION = (parse(readFileSync(join(CHART, 'Chart.yaml'), 'utf8')) as { appVersion: string })
   .appVersion;
@@ -85,7 +87,11 @@ beforeAll(async () => {
   sweepHomeClusters();
   let t = Date.now();
   // The chart brings our CRDs; the third-party ones come first, as a user installs them.
-  hc = await HomeCluster.start({ nodes: NODES, controlPlane: { ourCRDs: false, thirdPartyCRDs: false } });
+  hc = await HomeCluster.start({
+    nodes: NODES,
+    lanPrefix: LAN_PREFIX,
+    controlPlane: { ourCRDs: false, thirdPartyCRDs: false },
+  });
   timings.clusterStart = hc.startupMs;
   t = Date.now();
   // The operator refuses to start without them (exit 2). Cilium itself cannot run here; its
