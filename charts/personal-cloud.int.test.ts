@@ -390,3 +390,23 @@ test("the Argo CD Application that deploys the chart is valid under Argo CD's re
   expect(res.stderr).toBe('');
   expect(res.code).toBe(0);
 });
+
+test('with portal.existingSecret (Argo CD: helm template has no lookup) the chart makes no portal Secret and uses that one', async () => {
+  const res = await helm([
+    'template',
+    'pc',
+    CHART,
+    '--set',
+    'peer=alice',
+    '--set',
+    'homeDomain=a.org',
+    '--set',
+    'portal.existingSecret=my-portal-secret',
+  ]);
+  expect(res.code).toBe(0);
+  expect(res.stdout).not.toMatch(/kind: Secret\n(.*\n){0,3}\s+name: pc-personal-cloud-portal\n/);
+  expect(res.stdout).toContain('secretKeyRef: {name: my-portal-secret, key: ownerToken}');
+  expect(res.stdout).toContain('secretKeyRef: {name: my-portal-secret, key: cookieSecret}');
+  const own = await helm(['template', 'pc', CHART, '--set', 'peer=alice', '--set', 'homeDomain=a.org']);
+  expect(own.stdout).toMatch(/kind: Secret\n(.*\n){0,3}\s+name: pc-personal-cloud-portal\n/);
+});
