@@ -262,4 +262,52 @@ describe('helm install on a home with real nodes', () => {
       leading: true,
     });
   });
+
+  it('hands the Lease to the other replica when the leader pod is deleted', async () => {
+    const holder = async (): Promise<string | undefined> => {
+      const r = await hc.controlPlane.kubectl(['-n', NS, 'get', 'lease', RELEASE, '-o', 'json']);
+      return r.code === 0
+        ? (JSON.parse(r.stdout) as { spec: { holderIdentity?: string } }).spec.holderIdentity
+        : undefined;
+    };
+    const leader = (await holder())!;
+    const other = (await pods(OPERATOR)).map((p) => p.metadata.name).find((n) => n !== leader)!;
+    const t = Date.now();
+    await kubectl(['-n', NS, 'delete', 'pod', leader, '--wait=false']);
+    await eventually(
+      'the other replica holds the Lease',
+      async () => ((await holder()) === other ? true : undefined),
+      {
+        timeoutMs: 90_000,
+        intervalMs: 500,
+      },
+    );
+    timings.failover = Date.now() - t;
+    // It reconciles: a second Tenant gets its namespace from the new leader.
+    await kubectl(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'personalcloud.io/v1alpha1',
+        kind: 'Tenant',
+        metadata: { name: 'carol' },
+        spec: { peer: 'carol', units: 1 },
+      }),
+    );
+    await eventually(
+      'Tenant carol reconciled by the new leader',
+      async () => {
+        const r = await hc.controlPlane.kubectl([
+          'get',
+          'tenant',
+          'carol',
+          '-o',
+          'jsonpath={.status.namespace}',
+        ]);
+        return r.stdout !== '' ? r.stdout : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    const log = await kubectl(['-n', NS, 'logs', other]);
+    expect(log).toContain('"msg":"became leader"');
+  });
 });
