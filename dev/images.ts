@@ -186,6 +186,8 @@ function appInputsKey(): string {
  * `operator`. /app is assembled in a temporary folder only when its inputs changed.
  */
 export async function operatorImage(tag: string): Promise<BuiltImage> {
+  // What a killed build left, whether or not this call builds.
+  sweepImageBuilds();
   const rootfs = join(BASE_DIR, 'rootfs.tar');
   const node = join(BASE_DIR, 'node');
   for (const p of [rootfs, node])
@@ -212,7 +214,6 @@ export async function operatorImage(tag: string): Promise<BuiltImage> {
   const path = cachedImagePath(tag, hash.digest('hex').slice(0, 16));
   if (existsSync(path)) return { tag, path };
 
-  sweepImageBuilds();
   const build = mkdtempSync(join(tmpdir(), `${BUILD_PREFIX}${process.pid}-`));
   try {
     const app = join(build, 'app');
