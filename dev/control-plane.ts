@@ -158,6 +158,34 @@ function sweepOrphans(): void {
     for (const pid of Object.values(state.pids)) killSync(pid);
     rmSync(dir, { recursive: true, force: true });
   }
+  sweepHomeless();
+}
+
+/**
+ * Kills etcd, kube-apiserver and kube-controller-manager processes (of any checkout's
+ * .cache/bin) whose control-plane folder is gone: a run killed while its folder was
+ * being removed, or a harness that removed the folder first, leaves them with no
+ * state.json to be found by.
+ */
+function sweepHomeless(): void {
+  const folder = new RegExp(`(${tmpdir().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/${DIR_PREFIX}[^/\0]+)`);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue;
+    }
+    if (!/\/\.cache\/bin\/(etcd|kube-apiserver|kube-controller-manager)$/.test(argv[0] ?? '')) continue;
+    const dir = folder.exec(argv.join('\0'))?.[1];
+    if (dir === undefined || existsSync(dir)) continue;
+    try {
+      process.kill(Number(entry), 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
 }
 
 function httpsGet(
