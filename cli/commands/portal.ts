@@ -4,8 +4,7 @@ import type { Request } from '../../generated/personalcloud.js';
 import { SYSTEM_NAMESPACE, peerNameProblem } from '../../api/federation.js';
 import type { KubeObject } from '../../kube/client.js';
 import { Resources } from '../../kube/kinds.js';
-import { createLogger } from '../../kube/logger.js';
-import { PreconditionError, clientFor, loadKubeConfig } from '../../kube/preflight.js';
+import { clientFor, loadKubeConfig } from '../../kube/preflight.js';
 import { MAX_LIFETIME_SECONDS } from '../../portal/assertion.js';
 import {
   SIGNING_KEY_SECRET,
@@ -15,7 +14,8 @@ import {
   readSigningKey,
 } from '../../portal/keys.js';
 import { runPortal } from '../../portal/main.js';
-import { ConfigError, portalConfigFromOptions, portalOptions } from '../config.js';
+import { portalConfigFromOptions, portalOptions } from '../config.js';
+import { controllerAction } from './controller-action.js';
 import { EXIT_BAD_INPUT } from '../exit-codes.js';
 
 const USER = /^[a-z0-9]([-a-z0-9._]*[a-z0-9])?$/;
@@ -42,30 +42,13 @@ export function registerPortalCommand(program: Command): void {
     .command('serve', { isDefault: true })
     .description('run the portal (the chart runs it behind the Gateway at portal.<home domain>)');
   for (const o of portalOptions()) serve.addOption(o);
-  serve.action(async (raw: Record<string, unknown>) => {
-    let config;
-    try {
-      config = portalConfigFromOptions(raw, (p) => readFileSync(p, 'utf8'));
-    } catch (err) {
-      if (err instanceof ConfigError) return fail(err.message);
-      throw err;
-    }
-    const log = createLogger(config.logLevel);
-    let running;
-    try {
-      running = await runPortal(config, { log });
-    } catch (err) {
-      if (!(err instanceof PreconditionError)) throw err;
-      log.flush();
-      return fail(err.message);
-    }
-    await new Promise<void>((resolve) => {
-      process.once('SIGTERM', () => resolve());
-      process.once('SIGINT', () => resolve());
-    });
-    await running.stop();
-    log.flush();
-  });
+  serve.action(
+    controllerAction(
+      'portal',
+      (raw) => portalConfigFromOptions(raw, (p) => readFileSync(p, 'utf8')),
+      (config, log) => runPortal(config, { log }),
+    ),
+  );
 
   portal
     .command('keygen')
