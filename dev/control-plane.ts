@@ -23,7 +23,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { createCertificateAuthority, createServiceAccountKey, type KeyAndCert } from './pki.js';
 import { repoRoot } from './paths.js';
-import { runCommand, type CommandResult } from './run-command.js';
+import { runCommand, type CommandResult, isAlive } from './run-command.js';
 
 export const BIN_DIR = join(repoRoot, '.cache', 'bin');
 export const THIRD_PARTY_CRD_DIR = join(repoRoot, '.cache', 'crds');
@@ -96,15 +96,6 @@ function binary(name: string): string {
   const path = join(BIN_DIR, name);
   if (!existsSync(path)) throw new Error(`${path} is missing: run 'make setup' first`);
   return path;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** True when pid is one of our control-plane binaries (guards against a recycled pid). */

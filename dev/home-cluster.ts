@@ -51,7 +51,7 @@ import { stringify } from 'yaml';
 import { BIN_DIR, ControlPlane, freePorts, type ControlPlaneOptions } from './control-plane.js';
 import { busyboxImage, pauseImage, pushImage, PAUSE_IMAGE, type BuiltImage } from './images.js';
 import { CNI_BIN, HomeLab } from './netlab.js';
-import { runCommand, type CommandResult } from './run-command.js';
+import { runCommand, type CommandResult, isAlive } from './run-command.js';
 
 const DIR_PREFIX = 'pcloud-hc-';
 const CGROUP_FS = '/sys/fs/cgroup';
@@ -97,15 +97,6 @@ interface State {
 interface HostState {
   sysctls: Record<string, string>;
   runContainerdExisted: boolean;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function sleepSync(ms: number): void {

@@ -15,7 +15,7 @@ import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from './paths.js';
-import { runCommand, type CommandResult } from './run-command.js';
+import { runCommand, type CommandResult, isAlive } from './run-command.js';
 
 export const CNI_BIN = join(repoRoot, '.cache', 'cni', 'bin');
 const CLI = join(repoRoot, 'dist', 'cli', 'pcloud.js');
@@ -32,15 +32,6 @@ export interface Vm {
   netns: string;
   ip: string;
   mac: string;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function must(file: string, args: readonly string[], input?: string): Promise<string> {

@@ -25,3 +25,13 @@ export function runCommand(
     child.stdin.end(opts.input ?? '');
   });
 }
+
+/** Whether a process with this pid exists (signal 0). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
