@@ -99,6 +99,32 @@ interface HostState {
   runContainerdExisted: boolean;
 }
 
+/** The direct children of pid (nsenter --pid and unshare --fork run the command as one). */
+export function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Stops a process started in a node's namespaces: SIGTERM to it and to its children (nsenter
+ * does not pass signals on to the command it forked into the node's PID namespace), SIGKILL
+ * after graceMs; resolves when it has exited.
+ */
+export async function terminate(child: ChildProcess, graceMs: number): Promise<void> {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  const pids = [...childPids(child.pid), child.pid];
+  const exited = once(child, 'exit');
+  for (const pid of pids) kill(pid, 'SIGTERM');
+  const timer = setTimeout(() => {
+    for (const pid of pids) kill(pid, 'SIGKILL');
+  }, graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
 function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
@@ -657,18 +683,43 @@ export class HomeCluster {
     // paths there (/var/lib/kubelet/device-plugins, /var/log/containers), and so does
     // the CNI library's cache (/var/lib/cni); on the host they would be shared by the
     // nodes and left behind.
-    mkdirSync(join(d, 'var', 'upper'), { recursive: true });
-    mkdirSync(join(d, 'var', 'work'), { recursive: true });
-    const overlay = `lowerdir=/var,upperdir=${join(d, 'var', 'upper')},workdir=${join(d, 'var', 'work')}`;
+    // /etc is an overlay too (the CNI plugins' own configuration, e.g. whereabouts', lives
+    // at fixed paths under /etc/cni/net.d), and /run a tmpfs of the node's own, as on a
+    // machine: KubeVirt keeps its sockets under /var/run/kubevirt*, containerd its shims'.
+    // The node has a PID namespace of its own with containerd as its PID 1 and /proc
+    // mounted for it: host-PID pods (virt-handler) find the node's root and mount
+    // namespace at /proc/1, not the host's. --kill-child: the namespace dies with unshare.
+    const overlays = ['var', 'etc']
+      .map((dir) => {
+        mkdirSync(join(d, dir, 'upper'), { recursive: true });
+        mkdirSync(join(d, dir, 'work'), { recursive: true });
+        const opts = `lowerdir=/${dir},upperdir=${join(d, dir, 'upper')},workdir=${join(d, dir, 'work')}`;
+        return `mount -t overlay overlay -o ${opts} /${dir}`;
+      })
+      .join(' && ');
     this.spawnLogged(key, 'unshare', [
       '--mount',
       '--propagation=slave',
+      '--pid',
+      '--fork',
+      '--mount-proc',
+      '--kill-child=SIGKILL',
       'nsenter',
       `--net=/run/netns/${this.lab.ns(node.name)}`,
       'sh',
       '-c',
-      `mount -t overlay overlay -o ${overlay} /var && exec ${CONTAINERD} --config ${join(d, 'containerd.toml')}`,
+      // /var shared: kubelet's pods folder is in it, and virt-handler mounts into it with
+      // Bidirectional propagation.
+      `mount -t tmpfs -o mode=0755 tmpfs /run && ${overlays} && mount --make-rshared /var && ` +
+        `exec ${CONTAINERD} --config ${join(d, 'containerd.toml')}`,
     ]);
+    const unsharePid = this.state.pids[key]!;
+    await this.waitFor(key, 'the node PID namespace', () => {
+      const init = childPids(unsharePid)[0];
+      if (init !== undefined) this.state.pids[`init-${node.name}`] = init;
+      return Promise.resolve(init !== undefined);
+    });
+    this.writeState();
     await this.waitFor(key, 'CRI', async () => (await this.ctr(node.name, ['version'])).code === 0, 30_000);
     for (const image of images) {
       const r = await this.ctr(node.name, ['-n', 'k8s.io', 'images', 'import', image.path]);
@@ -681,9 +732,9 @@ export class HomeCluster {
    * kubelet and kube-proxy run (dev/kube-router.ts runs kube-router there too).
    */
   nodeNamespaces(node: string): string[] {
-    const pid = this.state.pids[`containerd-${node}`];
+    const pid = this.state.pids[`init-${node}`];
     if (pid === undefined) throw new Error(`no containerd on ${node}`);
-    return [`--target=${pid}`, '--mount', '--net'];
+    return [`--target=${pid}`, '--mount', '--net', '--pid'];
   }
 
   /** Runs Debian's ctr against a node's containerd. */
@@ -694,7 +745,7 @@ export class HomeCluster {
   private async startKubelet(node: HomeNode): Promise<void> {
     const d = node.dir;
     const pki = join(this.controlPlane.dir, 'pki');
-    for (const sub of ['kubelet', 'pod-logs', 'volume-plugins', 'kubelet-pki'])
+    for (const sub of ['pod-logs', 'volume-plugins', 'kubelet-pki'])
       mkdirSync(join(d, sub), { recursive: true });
     // kubelet refuses a cgroup root that does not exist in every hierarchy.
     for (const h of hierarchies()) {
@@ -742,15 +793,13 @@ export class HomeCluster {
     };
     writeFileSync(join(d, 'kubelet.yaml'), stringify(config));
     const key = `kubelet-${node.name}`;
-    const containerd = this.state.pids[`containerd-${node.name}`]!;
     this.spawnLogged(key, 'nsenter', [
-      `--target=${containerd}`,
-      '--mount',
-      '--net',
+      ...this.nodeNamespaces(node.name),
       join(BIN_DIR, 'kubelet'),
       `--config=${join(d, 'kubelet.yaml')}`,
       `--kubeconfig=${user.kubeconfigPath}`,
-      `--root-dir=${join(d, 'kubelet')}`,
+      // The usual root, in the node's own /var: virt-handler mounts its pods folder by this path.
+      '--root-dir=/var/lib/kubelet',
       `--cert-dir=${join(d, 'kubelet-pki')}`,
       `--hostname-override=${node.name}`,
       `--node-ip=${node.ip}`,
@@ -792,11 +841,8 @@ export class HomeCluster {
     };
     writeFileSync(join(d, 'kube-proxy.yaml'), stringify(config));
     const key = `kube-proxy-${node.name}`;
-    const containerd = this.state.pids[`containerd-${node.name}`]!;
     this.spawnLogged(key, 'nsenter', [
-      `--target=${containerd}`,
-      '--mount',
-      '--net',
+      ...this.nodeNamespaces(node.name),
       join(BIN_DIR, 'kube-proxy'),
       `--config=${join(d, 'kube-proxy.yaml')}`,
       '--v=1',
@@ -848,12 +894,7 @@ export class HomeCluster {
 
   private async stopProcess(key: string, graceMs = 5_000): Promise<void> {
     const child = this.processes.get(key);
-    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = once(child, 'exit');
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    await exited;
-    clearTimeout(timer);
+    if (child !== undefined) await terminate(child, graceMs);
   }
 
   /** Stops kubelets, pods, containerds, scheduler, controller manager, control plane and LAN. */

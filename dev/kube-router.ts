@@ -15,11 +15,10 @@
  * are filed against it: it is the test enforcer here, never part of what we ship.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { closeSync, copyFileSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN_DIR } from './control-plane.js';
-import type { HomeCluster } from './home-cluster.js';
+import { terminate, type HomeCluster } from './home-cluster.js';
 import { runCommand, type CommandResult } from './run-command.js';
 
 export const KUBE_ROUTER = join(BIN_DIR, 'kube-router');
@@ -148,12 +147,7 @@ export class KubeRouterFirewalls {
   async stop(nodes: readonly string[] = [...this.children.keys()]): Promise<void> {
     for (const node of nodes) {
       const child = this.children.get(node);
-      if (child === undefined || child.exitCode !== null || child.signalCode !== null) continue;
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
+      if (child !== undefined) await terminate(child, 10_000);
     }
   }
 
