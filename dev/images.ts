@@ -5,7 +5,7 @@
 // tarball into a node's containerd, or `pushImage` puts it in the home cluster's
 // registry. Tarballs are cached in .cache/images under a hash of everything that goes
 // into them.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   cpSync,
   existsSync,
@@ -13,14 +13,16 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   statSync,
+  utimesSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { BIN_DIR } from './control-plane.js';
 import { repoRoot } from './paths.js';
-import { runCommand } from './run-command.js';
+import { isAlive, runCommand } from './run-command.js';
 
 export const IMAGE_DIR = join(repoRoot, '.cache', 'images');
 
@@ -58,9 +60,18 @@ function tool(): string {
 
 /** Builds (or finds in the cache) the image tarball of spec. */
 export async function buildImage(spec: ImageSpec): Promise<BuiltImage> {
+  sweepPartialImages();
   const path = cachedImagePath(spec.tag, specKey(spec));
-  if (existsSync(path)) return { tag: spec.tag, path };
+  if (cacheHit(path)) return { tag: spec.tag, path };
   return writeImage(spec, path);
+}
+
+/** Whether path is built; a hit is touched, so a concurrent eviction keeps it (see KEEP_RECENT_MS). */
+function cacheHit(path: string): boolean {
+  if (!existsSync(path)) return false;
+  const now = new Date();
+  utimesSync(path, now, now);
+  return true;
 }
 
 /** Everything that goes into spec's image, hashed: the cache key. */
@@ -79,7 +90,36 @@ function cachedImagePath(tag: string, key: string): string {
   return join(IMAGE_DIR, `${tag.replace(/[^a-zA-Z0-9.-]+/g, '_')}-${key}.tar`);
 }
 
+/**
+ * Several processes build into .cache/images at once (other worktrees share it): each
+ * writes under a name of its own (oci-image itself writes `<-o>.tmp` and renames it to
+ * `<-o>`), then renames the finished tarball into place. A rename is atomic, so a reader
+ * sees either no file or a whole one; two builds of the same key write the same bytes.
+ */
+const PART = '.part-'; // sweepPartialImages matches it
+
 async function writeImage(spec: ImageSpec, path: string): Promise<BuiltImage> {
+  const part = `${path}${PART}${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    await runOciImage(spec, part);
+    renameSync(part, path);
+  } finally {
+    rmSync(part, { force: true });
+    rmSync(`${part}.tmp`, { force: true });
+  }
+  return { tag: spec.tag, path };
+}
+
+/** Removes the partial tarballs of builds whose process is gone. */
+function sweepPartialImages(): void {
+  if (!existsSync(IMAGE_DIR)) return;
+  for (const f of readdirSync(IMAGE_DIR)) {
+    const m = /\.part-(\d+)-/.exec(f);
+    if (m && !isAlive(Number(m[1]))) rmSync(join(IMAGE_DIR, f), { force: true });
+  }
+}
+
+async function runOciImage(spec: ImageSpec, path: string): Promise<void> {
   const args = ['-o', path, '-tag', spec.tag];
   for (const [dest, src] of Object.entries(spec.files)) args.push('-file', `${dest}=${src}`);
   for (const [dest, target] of Object.entries(spec.links ?? {})) args.push('-link', `${dest}=${target}`);
@@ -92,7 +132,6 @@ async function writeImage(spec: ImageSpec, path: string): Promise<BuiltImage> {
   if (spec.cmd) args.push('-cmd', JSON.stringify(spec.cmd));
   const r = await runCommand(tool(), args);
   if (r.code !== 0) throw new Error(`oci-image ${args.join(' ')} failed: ${r.stderr}`);
-  return { tag: spec.tag, path };
 }
 
 /** Names, modes and contents of every file under dir but those skip matches, in order. */
@@ -153,6 +192,8 @@ function runtimeFloors(): string[] {
   return config.include;
 }
 const BUILD_PREFIX = 'pcloud-img-';
+/** Older operator images used within this long are kept (a cache hit touches its file). */
+const KEEP_RECENT_MS = 6 * 3600_000;
 
 /** Removes build folders of image builds whose process is gone. */
 function sweepImageBuilds(): void {
@@ -188,6 +229,7 @@ function appInputsKey(): string {
 export async function operatorImage(tag: string): Promise<BuiltImage> {
   // What a killed build left, whether or not this call builds.
   sweepImageBuilds();
+  sweepPartialImages();
   const rootfs = join(BASE_DIR, 'rootfs.tar');
   const node = join(BASE_DIR, 'node');
   for (const p of [rootfs, node])
@@ -212,7 +254,7 @@ export async function operatorImage(tag: string): Promise<BuiltImage> {
   hash.update(readFileSync(rootfs));
   hash.update(readFileSync(node));
   const path = cachedImagePath(tag, hash.digest('hex').slice(0, 16));
-  if (existsSync(path)) return { tag, path };
+  if (cacheHit(path)) return { tag, path };
 
   const build = mkdtempSync(join(tmpdir(), `${BUILD_PREFIX}${process.pid}-`));
   try {
@@ -242,11 +284,16 @@ export async function operatorImage(tag: string): Promise<BuiltImage> {
     for (const f of readdirSync(join(repoRoot, 'crds')).filter((f) => f.endsWith('.yaml')))
       cpSync(join(repoRoot, 'crds', f), join(app, 'crds', f));
     const built = await writeImage(image(app), path);
-    // Earlier builds of this repository's image (100 MB each) are not needed any more.
+    // Earlier builds of this repository's image (100 MB each) are not needed any more,
+    // but for those used lately: another worktree sharing .cache/images may be about to
+    // push or import the one its sources make.
     const repo = tag.slice(0, tag.lastIndexOf(':')).replace(/[^a-zA-Z0-9.-]+/g, '_');
-    for (const f of readdirSync(IMAGE_DIR))
-      if (f.startsWith(`${repo}_`) && f.endsWith('.tar') && join(IMAGE_DIR, f) !== path)
-        rmSync(join(IMAGE_DIR, f), { force: true });
+    for (const f of readdirSync(IMAGE_DIR)) {
+      const p = join(IMAGE_DIR, f);
+      if (!f.startsWith(`${repo}_`) || !f.endsWith('.tar') || p === path) continue;
+      const used = statSync(p, { throwIfNoEntry: false })?.mtimeMs ?? 0;
+      if (Date.now() - used > KEEP_RECENT_MS) rmSync(p, { force: true });
+    }
     return built;
   } finally {
     rmSync(build, { recursive: true, force: true });
