@@ -50,10 +50,13 @@ fi
 
 # --- Go-built binaries -----------------------------------------------------------
 # build_tools DIR LDFLAGS PKG... : go build PKGs of the module in tools/DIR into .cache/bin.
+# `CGO_ENABLED=0 build_tools ...` builds a static binary (for an image without libc); the
+# setting is part of the stamp only when given, so the other tools' stamps are unchanged.
 build_tools() {
   local dir=$1 ldflags=$2; shift 2
   local mod="$ROOT/tools/$dir" stampfile="$BIN/.stamp-$dir" want ok=1
-  want=$(printf '%s\n%s\n%s' "$(stamp_of "$mod/go.mod" "$mod/go.sum" $(ls "$mod"/*.go 2>/dev/null))" "$ldflags" "$(go version)" | sha256sum | cut -c1-16)
+  want=$(printf '%s\n%s\n%s%s' "$(stamp_of "$mod/go.mod" "$mod/go.sum" $(ls "$mod"/*.go 2>/dev/null))" "$ldflags" "$(go version)" "${CGO_ENABLED:+
+cgo=$CGO_ENABLED}" | sha256sum | cut -c1-16)
   for p in "$@"; do [ -x "$BIN/$(basename "$p")" ] || ok=0; done
   if [ $ok -eq 1 ] && [ "$(cat "$stampfile" 2>/dev/null)" = "$want" ]; then return; fi
   log "building $* (first build takes minutes; cached afterwards)"
@@ -79,6 +82,12 @@ build_tools registry "-s -w" github.com/distribution/distribution/v3/cmd/registr
 KUBE_ROUTER_VERSION=$(cd "$ROOT/tools/kube-router" && go list -m -f '{{.Version}}' github.com/cloudnativelabs/kube-router/v2)
 build_tools kube-router "-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION" \
   github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
+# Traefik, k3s's ingress controller and Gateway API implementation: the home cluster's
+# Gateway (dev/traefik.ts). Static (CGO_ENABLED=0, as Traefik's own Makefile builds it):
+# its image has no libc. The first build takes about 8 minutes.
+TRAEFIK_VERSION=$(cd "$ROOT/tools/traefik" && go list -m -f '{{.Version}}' github.com/traefik/traefik/v3)
+CGO_ENABLED=0 build_tools traefik "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION -X github.com/traefik/traefik/v3/pkg/version.Codename=cheddar" \
+  github.com/traefik/traefik/v3/cmd/traefik
 HELM_VERSION=$(cd "$ROOT/tools/helm" && go list -m -f '{{.Version}}' helm.sh/helm/v3)
 # As helm's own Makefile does: without these, `helm template` assumes Kubernetes v1.20.
 HELM_K8S_MINOR=$(cd "$ROOT/tools/helm" && go list -m -f '{{.Version}}' k8s.io/client-go | cut -d. -f2)
