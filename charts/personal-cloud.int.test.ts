@@ -236,11 +236,13 @@ test('the portal: one replica behind its own HTTPS listener at portal.<homeDomai
   expect(route.spec.hostnames).toEqual(['portal.alice.example.org']);
   expect(route.spec.parentRefs[0]).toMatchObject({ name: 'personal-cloud-portal', sectionName: 'portal' });
   const gw = await get<{
-    spec: { listeners: { protocol: string; hostname: string; tls: { mode: string } }[] };
+    spec: { listeners: { protocol: string; port: number; hostname: string; tls: { mode: string } }[] };
   }>(['gateway', 'personal-cloud-portal', '-n', 'personal-cloud-gateway']);
   expect(gw.spec.listeners).toEqual([
     expect.objectContaining({
       protocol: 'HTTPS',
+      // k3s's Traefik websecure entryPoint (gateway.tlsPort).
+      port: 8443,
       hostname: 'portal.alice.example.org',
       tls: expect.objectContaining({ mode: 'Terminate' }) as unknown,
     }),

@@ -31,6 +31,8 @@ describe('the operator configuration', () => {
         heartbeatMs: 10_000,
         workers: 4,
         logLevel: 'info',
+        gatewayHttpPort: 80,
+        gatewayTlsPort: 443,
       });
     }
   });
@@ -78,6 +80,12 @@ describe('the operator configuration', () => {
     [
       { peer: 'a', gatewayNamespace: 'gw.example' },
       '--gateway-namespace must be a namespace name (a DNS-1123 label), got gw.example',
+    ],
+    [{ peer: 'a', gatewayHttpPort: '0' }, '--gateway-http-port must be a port number from 1 to 65535, got 0'],
+    [{ peer: 'a', gatewayTlsPort: 'https' }, '--gateway-tls-port must be a port number, got https'],
+    [
+      { peer: 'a', gatewayHttpPort: '8000', gatewayTlsPort: '8000' },
+      '--gateway-http-port and --gateway-tls-port must differ',
     ],
   ])('refuses %j naming the flag', (raw, message) => {
     expect(() => configFromOptions(raw)).toThrow(ConfigError);

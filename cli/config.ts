@@ -173,6 +173,19 @@ export const OPERATOR_FLAGS = {
     env: 'PCLOUD_GATEWAY_CLASS',
     default: 'cilium',
   },
+  gatewayHttpPort: {
+    flags: '--gateway-http-port <port>',
+    description:
+      "port of the Gateway's HTTP listener (Traefik attaches a listener only to an entryPoint of that port: 8000 on k3s)",
+    env: 'PCLOUD_GATEWAY_HTTP_PORT',
+    default: '80',
+  },
+  gatewayTlsPort: {
+    flags: '--gateway-tls-port <port>',
+    description: "port of the Gateway's TLS passthrough listener (8443 for k3s's Traefik)",
+    env: 'PCLOUD_GATEWAY_TLS_PORT',
+    default: '443',
+  },
   joinSecret: {
     flags: '--join-secret <namespace/name>',
     description: 'the join Secret `pcloud federation join` writes; the federation runs while it exists',
@@ -308,6 +321,13 @@ class Options<T extends FlagTable> {
     return n;
   }
 
+  /** A Gateway listener's port: 1-65535 (the Gateway API's PortNumber). */
+  listenerPort(key: keyof T & string): number {
+    const n = this.port(key);
+    if (n === 0) throw new ConfigError(`${this.flag(key)} must be a port number from 1 to 65535, got 0`);
+    return n;
+  }
+
   identity(key: keyof T & string): string {
     return this.text(key) || `${hostname()}-${process.pid}`;
   }
@@ -346,6 +366,12 @@ export function configFromOptions(raw: Record<string, unknown>): OperatorConfig 
   const leaseRetryPeriodMs = o.seconds('leaseRetryPeriod');
   if (!(leaseDurationMs > leaseRenewDeadlineMs && leaseRenewDeadlineMs > leaseRetryPeriodMs))
     throw new ConfigError('need --lease-duration > --lease-renew-deadline > --lease-retry-period');
+  const gatewayHttpPort = o.listenerPort('gatewayHttpPort');
+  const gatewayTlsPort = o.listenerPort('gatewayTlsPort');
+  if (gatewayHttpPort === gatewayTlsPort)
+    throw new ConfigError(
+      `--gateway-http-port and --gateway-tls-port must differ (an HTTP and a TLS listener cannot share a port), both are ${gatewayHttpPort}`,
+    );
   return {
     kubeconfig: o.text('kubeconfig') || undefined,
     peer,
@@ -370,6 +396,8 @@ export function configFromOptions(raw: Record<string, unknown>): OperatorConfig 
     gatewayNamespace: o.dnsLabel('gatewayNamespace'),
     gatewayName: o.text('gatewayName'),
     gatewayClass: o.text('gatewayClass'),
+    gatewayHttpPort,
+    gatewayTlsPort,
     joinSecret: o.namespacedName('joinSecret'),
     heartbeatMs: o.seconds('heartbeatInterval'),
     workers: o.positiveInteger('workers'),

@@ -32,6 +32,9 @@ export interface OperatorConfig {
   gatewayNamespace: string;
   gatewayName: string;
   gatewayClass: string;
+  /** Ports of the Gateway's HTTP and TLS listeners (Traefik: its entryPoints' ports). */
+  gatewayHttpPort: number;
+  gatewayTlsPort: number;
   /** The join Secret written by `pcloud federation join`. */
   joinSecret: { namespace: string; name: string };
   /** How often the federation heartbeat Lease is renewed. */

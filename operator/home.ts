@@ -17,7 +17,12 @@ export interface Home {
   offeredUnits?: number;
   /** Per-VM caps used for Tenants the hosted Assignment controller creates. */
   bandwidth: { ingress: string; egress: string };
-  gateway: { namespace: string; name: string; className: string };
+  /**
+   * The home's one Gateway. Its listeners' ports are the ports the Gateway
+   * implementation listens on: Traefik attaches a listener only to an entryPoint of the
+   * same port (k3s's Traefik: web :8000, websecure :8443, behind its Service's 80 and 443).
+   */
+  gateway: { namespace: string; name: string; className: string; httpPort: number; tlsPort: number };
   /** MTU of the tenant networks: the home LAN's less the VXLAN overhead (50 bytes). */
   tenantMtu: number;
   /** The cluster's pod and Service CIDRs, never reachable from a tenant but through DNS. */

@@ -64,6 +64,8 @@ export function homeOf(config: OperatorConfig, offers: readonly (Offer & KubeObj
       namespace: config.gatewayNamespace,
       name: config.gatewayName,
       className: config.gatewayClass,
+      httpPort: config.gatewayHttpPort,
+      tlsPort: config.gatewayTlsPort,
     },
   };
 }

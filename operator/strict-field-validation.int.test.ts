@@ -51,7 +51,9 @@ const assignment: Assignment = {
     },
   },
 };
-const home = { gateway: { namespace: 'gateway-system', name: 'home', className: 'cilium' } };
+const home = {
+  gateway: { namespace: 'gateway-system', name: 'home', className: 'cilium', httpPort: 80, tlsPort: 443 },
+};
 
 function desiredVm(name: string): Desired<VirtualMachine> {
   const [vm] = desiredVirtualMachines(assignment, {

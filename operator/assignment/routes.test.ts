@@ -18,7 +18,15 @@ function assignment(spec: Partial<AssignmentSpec> = {}, name = 'bob-web-alice'):
 function withPorts(ports: VmPort[], spec: Partial<AssignmentSpec> = {}): Assignment {
   return assignment({ ...spec, vm: { image: 'img', ports } });
 }
-const home = { gateway: { namespace: 'personal-cloud', name: 'personal-cloud', className: 'cilium' } };
+const home = {
+  gateway: {
+    namespace: 'personal-cloud',
+    name: 'personal-cloud',
+    className: 'cilium',
+    httpPort: 80,
+    tlsPort: 443,
+  },
+};
 const SUFFIX = 'bob.home.example.net';
 const labels = (vm: string) => ({
   'app.kubernetes.io/managed-by': 'personal-cloud',
@@ -147,7 +155,7 @@ describe('desiredHTTPRoutes', () => {
   });
 
   it('attaches to the configured Gateway', () => {
-    const gw = { gateway: { namespace: 'edge', name: 'public', className: 'x' } };
+    const gw = { gateway: { namespace: 'edge', name: 'public', className: 'x', httpPort: 80, tlsPort: 443 } };
     const [r] = desiredHTTPRoutes(withPorts([{ name: 'web', port: 80 }]), SUFFIX, gw);
     expect(r?.spec.parentRefs).toEqual([
       {
@@ -283,11 +291,29 @@ describe('desiredGateway', () => {
   });
 
   it('takes its name, namespace and class from the home', () => {
-    const gw = desiredGateway({ gateway: { namespace: 'edge', name: 'public', className: 'istio' } });
+    const gw = desiredGateway({
+      gateway: { namespace: 'edge', name: 'public', className: 'istio', httpPort: 80, tlsPort: 443 },
+    });
     expect([gw.metadata.namespace, gw.metadata.name, gw.spec.gatewayClassName]).toEqual([
       'edge',
       'public',
       'istio',
+    ]);
+  });
+
+  it("listens on the home's ports: k3s's Traefik attaches listeners only to its entryPoints' ports", () => {
+    const gw = desiredGateway({
+      gateway: {
+        namespace: 'kube-system',
+        name: 'home',
+        className: 'traefik',
+        httpPort: 8000,
+        tlsPort: 8443,
+      },
+    });
+    expect(gw.spec.listeners.map((l) => [l.name, l.protocol, l.port])).toEqual([
+      ['http', 'HTTP', 8000],
+      ['tls', 'TLS', 8443],
     ]);
   });
 

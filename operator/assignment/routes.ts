@@ -103,8 +103,8 @@ export function desiredTLSRoutes(
 }
 
 /**
- * The home's one Gateway: an HTTP listener and a TLS passthrough listener, accepting
- * routes only from tenant namespaces.
+ * The home's one Gateway: an HTTP listener and a TLS passthrough listener on the home's
+ * ports, accepting routes only from tenant namespaces.
  */
 export function desiredGateway(home: Pick<Home, 'gateway'>): Desired<Gateway> {
   const allowedFrom: Listener['allowedRoutes'] = {
@@ -123,13 +123,13 @@ export function desiredGateway(home: Pick<Home, 'gateway'>): Desired<Gateway> {
         {
           name: 'http',
           protocol: 'HTTP',
-          port: 80,
+          port: home.gateway.httpPort,
           allowedRoutes: { ...allowedFrom, kinds: [{ kind: 'HTTPRoute' }] },
         },
         {
           name: 'tls',
           protocol: 'TLS',
-          port: 443,
+          port: home.gateway.tlsPort,
           tls: { mode: 'Passthrough' },
           allowedRoutes: { ...allowedFrom, kinds: [{ kind: 'TLSRoute' }] },
         },

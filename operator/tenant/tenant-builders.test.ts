@@ -201,7 +201,13 @@ describe('network policies', () => {
     const np = desiredStandardNetworkPolicy(tenant('bob'), {
       homeLan: ['192.168.0.0/16'],
       clusterCidrs: ['10.42.0.0/16', '10.43.0.0/16'],
-      gateway: { namespace: 'personal-cloud', name: 'gw', className: 'traefik' },
+      gateway: {
+        namespace: 'personal-cloud',
+        name: 'gw',
+        className: 'traefik',
+        httpPort: 8000,
+        tlsPort: 8443,
+      },
     });
     expect(np.metadata.namespace).toBe('tenant-bob');
     expect(np.spec.policyTypes).toEqual(['Ingress', 'Egress']);

@@ -22,7 +22,13 @@ const home: Home = {
   homeLan: ['192.168.1.0/24'],
   unit: { cpu: '1', memory: '2Gi', storage: '10Gi' },
   bandwidth: { ingress: '10M', egress: '10M' },
-  gateway: { namespace: 'personal-cloud', name: 'personal-cloud', className: 'cilium' },
+  gateway: {
+    namespace: 'personal-cloud',
+    name: 'personal-cloud',
+    className: 'cilium',
+    httpPort: 80,
+    tlsPort: 443,
+  },
   tenantMtu: 1450,
   clusterCidrs: ['10.42.0.0/16', '10.43.0.0/16'],
 };
