@@ -125,7 +125,7 @@ describe('what the builders write passes strict validation', () => {
     const children: KubeObject[] = [
       { ...desiredNamespace(tenant), metadata: { name: NS } },
       desiredNad('tenant-network'),
-      ...desiredCiliumNetworkPolicies(tenant, ['192.168.0.0/16']),
+      ...desiredCiliumNetworkPolicies(tenant, { homeLan: ['192.168.0.0/16'], gateway: home.gateway }),
       desiredVm('web-0'),
       ...desiredServices(assignment),
       ...desiredHTTPRoutes(assignment, 'bob.alice.example.org', home),

@@ -7,7 +7,12 @@
  * for the home and private from each other: deny rules (which win over any allow)
  * for the home LAN, the cluster's control plane and nodes, and every other tenant's
  * namespace; allow rules for DNS, the internet, the tenant's own namespace, and
- * traffic coming in through the Gateway.
+ * traffic coming in through the Gateway: from Cilium's own Gateway (the `ingress`
+ * entity), and from the pods of kube-system and of the Gateway's namespace, where
+ * other implementations' proxies run (k3s's Traefik is a pod in kube-system: to Cilium
+ * it is a cluster endpoint, not `ingress`, and without the namespace rule its hostname
+ * routes would be dropped at the tenant; the standard NetworkPolicy admits the same two
+ * namespaces).
  */
 import type { CiliumNetworkPolicy, CiliumRule } from '../../generated/cilium.js';
 import type { Tenant } from '../../generated/personalcloud.js';
@@ -27,8 +32,9 @@ type EndpointSelector = NonNullable<CiliumRule['endpointSelector']>;
 
 export function desiredCiliumNetworkPolicies(
   t: Tenant,
-  homeLan: readonly string[],
+  home: Pick<Home, 'homeLan' | 'gateway'>,
 ): readonly [Desired<CiliumNetworkPolicy>, Desired<CiliumNetworkPolicy>] {
+  const { homeLan } = home;
   const ns = tenantNamespaceName(t.spec.peer);
   const otherTenants: EndpointSelector = {
     matchExpressions: [
@@ -77,7 +83,15 @@ export function desiredCiliumNetworkPolicies(
         { toEntities: ['world'] },
         { toEndpoints: [ownNamespace] },
       ],
-      ingress: [{ fromEndpoints: [ownNamespace] }, { fromEntities: ['ingress'] }],
+      ingress: [
+        { fromEndpoints: [ownNamespace] },
+        { fromEntities: ['ingress'] },
+        {
+          fromEndpoints: [...new Set(['kube-system', home.gateway.namespace])].map((n) => ({
+            matchLabels: { [POD_NAMESPACE]: n },
+          })),
+        },
+      ],
     },
   };
   return [isolation, allow] as const;

@@ -227,7 +227,16 @@ describe('network policies', () => {
   });
 
   it('deny the home LAN, the control plane and other tenants; allow DNS and the internet', () => {
-    const [isolation, allow] = desiredCiliumNetworkPolicies(tenant('bob'), ['192.168.0.0/16', '10.1.0.0/16']);
+    const [isolation, allow] = desiredCiliumNetworkPolicies(tenant('bob'), {
+      homeLan: ['192.168.0.0/16', '10.1.0.0/16'],
+      gateway: {
+        namespace: 'personal-cloud',
+        name: 'gw',
+        className: 'traefik',
+        httpPort: 8000,
+        tlsPort: 8443,
+      },
+    });
     expect(isolation.spec?.egressDeny).toEqual(
       expect.arrayContaining([
         { toCIDRSet: [{ cidr: '192.168.0.0/16' }, { cidr: '10.1.0.0/16' }] },
@@ -237,6 +246,30 @@ describe('network policies', () => {
     expect(JSON.stringify(isolation.spec?.egressDeny)).toContain('"NotIn","values":["tenant-bob"]');
     expect(allow.spec?.egress).toEqual(expect.arrayContaining([{ toEntities: ['world'] }]));
     expect(JSON.stringify(allow.spec?.egress)).toContain('"port":"53"');
+  });
+
+  it("admit the Gateway's proxies: Cilium's own (ingress) and pods of kube-system (k3s's Traefik) and the Gateway's namespace", () => {
+    const [, allow] = desiredCiliumNetworkPolicies(tenant('bob'), {
+      homeLan: ['192.168.0.0/16'],
+      gateway: {
+        namespace: 'personal-cloud-gateway',
+        name: 'gw',
+        className: 'traefik',
+        httpPort: 8000,
+        tlsPort: 8443,
+      },
+    });
+    const ns = 'k8s:io.kubernetes.pod.namespace';
+    expect(allow.spec?.ingress).toEqual([
+      { fromEndpoints: [{ matchLabels: { [ns]: 'tenant-bob' } }] },
+      { fromEntities: ['ingress'] },
+      {
+        fromEndpoints: [
+          { matchLabels: { [ns]: 'kube-system' } },
+          { matchLabels: { [ns]: 'personal-cloud-gateway' } },
+        ],
+      },
+    ]);
   });
 });
 

@@ -105,7 +105,7 @@ const TENANT_CHILDREN: ReadonlyArray<{
   {
     type: Resources.CiliumNetworkPolicy,
     condition: TenantConditions.NetworkPolicy,
-    desired: (p) => [...desiredCiliumNetworkPolicies(p.tenant, p.home.homeLan)],
+    desired: (p) => [...desiredCiliumNetworkPolicies(p.tenant, p.home)],
   },
   {
     type: Resources.NetworkPolicy,
