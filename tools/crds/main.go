@@ -63,6 +63,10 @@ var sources = []source{
 		"config/crd/standard/gateway.networking.k8s.io_backendtlspolicies.yaml": "gateway-api/backendtlspolicies.yaml",
 		// TLSRoute (SNI passthrough) is only in the experimental channel in v1.4.
 		"config/crd/experimental/gateway.networking.k8s.io_tlsroutes.yaml": "gateway-api/tlsroutes.yaml",
+		// Not written by the operator, but Traefik's experimental channel (which it needs for
+		// TLSRoute) watches TCPRoutes too and never starts without their CRD: the
+		// experimental-install.yaml that docs/install.md applies has it.
+		"config/crd/experimental/gateway.networking.k8s.io_tcproutes.yaml": "gateway-api/tcproutes.yaml",
 	}},
 	{"github.com/argoproj/argo-cd/v3", "v3.2.12", map[string]string{
 		"manifests/crds/application-crd.yaml": "argocd/applications.yaml",
