@@ -11,50 +11,30 @@
  * the node agents Ready and the tenant's bridge and VXLAN device in every node's
  * network namespace, and `kubectl logs` of the operator.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jest } from '@jest/globals';
-import { parse } from 'yaml';
-import { BIN_DIR, THIRD_PARTY_CRD_DIR } from '../dev/control-plane.js';
+import {
+  RELEASE,
+  RELEASE_NAMESPACE as NS,
+  applyThirdPartyCRDs,
+  diagnoseRelease,
+  installChart,
+  podReady as ready,
+  releasePods,
+} from '../dev/chart-install.js';
 import { eventually } from '../dev/eventually.js';
 import { HomeCluster, sweepHomeClusters } from '../dev/home-cluster.js';
-import { operatorImage } from '../dev/images.js';
 import { repoRoot } from '../dev/paths.js';
-import { runCommand } from '../dev/run-command.js';
 
 jest.setTimeout(900_000);
 
-const NS = 'personal-cloud-system';
-const RELEASE = 'personal-cloud';
 const NODES = ['n1', 'n2'];
 /** Apart from the other home-cluster tests' LANs (192.168.214, .216), should Jest run them side by side. */
 const LAN_PREFIX = '192.168.217';
-const CHART = join(repoRoot, 'charts', 'personal-cloud');
-const APP_VERSION = (parse(readFileSync(join(CHART, 'Chart.yaml'), 'utf8')) as { appVersion: string })
-  .appVersion;
 
 let hc: HomeCluster;
 let imageRef = '';
 const timings: Record<string, number> = {};
-
-interface Condition {
-  type: string;
-  status: string;
-}
-interface Pod {
-  metadata: { name: string; labels?: Record<string, string> };
-  spec: {
-    nodeName?: string;
-    serviceAccountName?: string;
-    hostNetwork?: boolean;
-    containers: { name: string; image: string }[];
-  };
-  status: {
-    phase?: string;
-    conditions?: Condition[];
-    containerStatuses?: { ready: boolean; restartCount: number; imageID?: string }[];
-  };
-}
 
 async function kubectl(args: string[], input?: string): Promise<string> {
   const r = await hc.controlPlane.kubectl(args, input === undefined ? {} : { input });
@@ -62,30 +42,14 @@ async function kubectl(args: string[], input?: string): Promise<string> {
   return r.stdout;
 }
 
-/** The release's pods whose container is `container` (the chart may run other Deployments beside). */
-async function pods(container: string): Promise<Pod[]> {
-  const selector = `app.kubernetes.io/instance=${RELEASE}`;
-  const list = JSON.parse(await kubectl(['-n', NS, 'get', 'pods', '-l', selector, '-o', 'json'])) as {
-    items: Pod[];
-  };
-  return list.items.filter((p) => p.spec.containers[0]?.name === container);
-}
-
-const ready = (p: Pod): boolean =>
-  p.status.phase === 'Running' &&
-  (p.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+const pods = (container: string) => releasePods(hc, container);
+const diagnose = () => diagnoseRelease(hc);
 
 const OPERATOR = 'operator';
 const AGENT = 'node-agent';
 
-async function diagnose(): Promise<string> {
-  const r = await hc.controlPlane.kubectl(['-n', NS, 'get', 'pods,events', '-o', 'wide']);
-  return r.stdout + r.stderr;
-}
-
 beforeAll(async () => {
   sweepHomeClusters();
-  let t = Date.now();
   // The chart brings our CRDs; the third-party ones come first, as a user installs them.
   hc = await HomeCluster.start({
     nodes: NODES,
@@ -93,40 +57,14 @@ beforeAll(async () => {
     controlPlane: { ourCRDs: false, thirdPartyCRDs: false },
   });
   timings.clusterStart = hc.startupMs;
-  t = Date.now();
-  // The operator refuses to start without them (exit 2). Cilium itself cannot run here; its
-  // CRDs are what its installer would put in the cluster.
-  await hc.controlPlane.applyCRDs(
-    ['kubevirt', 'multus', 'gateway-api', 'cilium'].map((d) => join(THIRD_PARTY_CRD_DIR, d)),
-  );
+  const t = Date.now();
+  // The operator refuses to start without them (exit 2).
+  await applyThirdPartyCRDs(hc);
   timings.thirdPartyCRDs = Date.now() - t;
-  t = Date.now();
-  const image = await operatorImage(`pcloud.local/personal-cloud:${APP_VERSION}`);
-  timings.imageBuild = Date.now() - t;
-  t = Date.now();
-  imageRef = await hc.pushImage(image, `personal-cloud/personal-cloud:${APP_VERSION}`);
-  timings.push = Date.now() - t;
-  t = Date.now();
   // docs/install.md step 3, with the image from this home's registry.
-  const helm = await runCommand(join(BIN_DIR, 'helm'), [
-    `--kubeconfig=${hc.controlPlane.kubeconfigPath}`,
-    'install',
-    RELEASE,
-    CHART,
-    '--namespace',
-    NS,
-    '--create-namespace',
-    '--set',
-    'peer=alice',
-    '--set',
-    'homeDomain=alice.example.org',
-    '--set',
-    'homeLAN={192.168.1.0/24}',
-    '--set',
-    `image.repository=${imageRef.slice(0, imageRef.lastIndexOf(':'))}`,
-  ]);
-  if (helm.code !== 0) throw new Error(`helm install: ${helm.stderr}`);
-  timings.helmInstall = Date.now() - t;
+  const installed = await installChart(hc);
+  imageRef = installed.imageRef;
+  Object.assign(timings, installed.timings);
 });
 
 afterAll(async () => {
