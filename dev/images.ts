@@ -37,6 +37,8 @@ export interface ImageSpec {
   dirs?: string[];
   /** Path in the image → a folder on this machine, copied recursively. */
   trees?: Record<string, string>;
+  /** Path in the image (one of files) → file capabilities it carries, e.g. cap_net_bind_service. */
+  caps?: Record<string, string[]>;
   /** A root filesystem tarball: the image's first layer. */
   base?: string;
   entrypoint?: string[];
@@ -63,7 +65,24 @@ export async function buildImage(spec: ImageSpec): Promise<BuiltImage> {
   sweepPartialImages();
   const path = cachedImagePath(spec.tag, specKey(spec));
   if (cacheHit(path)) return { tag: spec.tag, path };
-  return writeImage(spec, path);
+  const built = await writeImage(spec, path);
+  pruneOlderBuilds(spec.tag, path);
+  return built;
+}
+
+/**
+ * Earlier builds of tag's repository (KubeVirt's and the operator's are 100 MB and more
+ * each) are not needed any more, but for those used lately: another worktree sharing
+ * .cache/images may be about to push or import the one its sources make.
+ */
+function pruneOlderBuilds(tag: string, path: string): void {
+  const repo = tag.slice(0, tag.lastIndexOf(':')).replace(/[^a-zA-Z0-9.-]+/g, '_');
+  for (const f of readdirSync(IMAGE_DIR)) {
+    const p = join(IMAGE_DIR, f);
+    if (!f.startsWith(`${repo}_`) || !f.endsWith('.tar') || p === path) continue;
+    const used = statSync(p, { throwIfNoEntry: false })?.mtimeMs ?? 0;
+    if (Date.now() - used > KEEP_RECENT_MS) rmSync(p, { force: true });
+  }
 }
 
 /** Whether path is built; a hit is touched, so a concurrent eviction keeps it (see KEEP_RECENT_MS). */
@@ -79,7 +98,9 @@ function specKey(spec: ImageSpec): string {
   const hash = createHash('sha256');
   hash.update(JSON.stringify(spec));
   hash.update(readFileSync(tool()));
-  for (const src of Object.values(spec.files)) hash.update(readFileSync(src));
+  // The mode too: oci-image copies it (an executable bit fixed later must rebuild the image).
+  for (const src of Object.values(spec.files))
+    hash.update(`${statSync(src).mode}\0`).update(readFileSync(src));
   for (const dir of Object.values(spec.trees ?? {})) hashTree(hash, dir);
   if (spec.base) hash.update(readFileSync(spec.base));
   return hash.digest('hex').slice(0, 16);
@@ -125,6 +146,7 @@ async function runOciImage(spec: ImageSpec, path: string): Promise<void> {
   for (const [dest, target] of Object.entries(spec.links ?? {})) args.push('-link', `${dest}=${target}`);
   for (const d of spec.dirs ?? []) args.push('-dir', d);
   for (const [dest, src] of Object.entries(spec.trees ?? {})) args.push('-tree', `${dest}=${src}`);
+  for (const [dest, caps] of Object.entries(spec.caps ?? {})) args.push('-cap', `${dest}=${caps.join(',')}`);
   if (spec.base) args.push('-base', spec.base);
   if (spec.workdir) args.push('-workdir', spec.workdir);
   if (spec.user) args.push('-user', spec.user);
@@ -284,16 +306,7 @@ export async function operatorImage(tag: string): Promise<BuiltImage> {
     for (const f of readdirSync(join(repoRoot, 'crds')).filter((f) => f.endsWith('.yaml')))
       cpSync(join(repoRoot, 'crds', f), join(app, 'crds', f));
     const built = await writeImage(image(app), path);
-    // Earlier builds of this repository's image (100 MB each) are not needed any more,
-    // but for those used lately: another worktree sharing .cache/images may be about to
-    // push or import the one its sources make.
-    const repo = tag.slice(0, tag.lastIndexOf(':')).replace(/[^a-zA-Z0-9.-]+/g, '_');
-    for (const f of readdirSync(IMAGE_DIR)) {
-      const p = join(IMAGE_DIR, f);
-      if (!f.startsWith(`${repo}_`) || !f.endsWith('.tar') || p === path) continue;
-      const used = statSync(p, { throwIfNoEntry: false })?.mtimeMs ?? 0;
-      if (Date.now() - used > KEEP_RECENT_MS) rmSync(p, { force: true });
-    }
+    pruneOlderBuilds(tag, path);
     return built;
   } finally {
     rmSync(build, { recursive: true, force: true });

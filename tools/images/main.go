@@ -14,6 +14,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -52,7 +53,7 @@ func main() {
 		push(os.Args[2:])
 		return
 	}
-	var files, links, dirs, env, trees list
+	var files, links, dirs, env, trees, caps list
 	base := flag.String("base", "", "root filesystem tarball, the first layer (normalised)")
 	user := flag.String("user", "", "the user the entrypoint runs as, e.g. 65532:65532")
 	out := flag.String("o", "", "output tarball")
@@ -65,6 +66,7 @@ func main() {
 	flag.Var(&dirs, "dir", "an empty directory (mode 1777 for /tmp, else 0755)")
 	flag.Var(&env, "env", "K=V")
 	flag.Var(&trees, "tree", "DEST=SRCDIR: a directory of this machine, recursively (files keep their modes)")
+	flag.Var(&caps, "cap", "DEST=CAP[,CAP...]: file capabilities of a -file (permitted and effective), e.g. cap_net_bind_service")
 	flag.Parse()
 	if *out == "" || *tag == "" {
 		fail(fmt.Errorf("-o and -tag are required"))
@@ -159,6 +161,18 @@ func main() {
 			}
 			return nil
 		}))
+	}
+
+	for _, c := range caps {
+		dest, names, ok := strings.Cut(c, "=")
+		e, found := entries[strings.TrimPrefix(dest, "/")]
+		if !ok || !found || e.hdr.Typeflag != tar.TypeReg {
+			fail(fmt.Errorf("-cap %q: want DEST=CAP[,CAP...] for a -file DEST", c))
+		}
+		xattr, err := fileCaps(strings.Split(names, ","))
+		fail(err)
+		e.hdr.PAXRecords = map[string]string{"SCHILY.xattr.security.capability": xattr}
+		entries[strings.TrimPrefix(dest, "/")] = e
 	}
 
 	names := make([]string, 0, len(entries))
@@ -298,4 +312,24 @@ func fail(err error) {
 		fmt.Fprintln(os.Stderr, "oci-image:", err)
 		os.Exit(1)
 	}
+}
+
+// capBits are the capabilities -cap knows (linux/capability.h).
+var capBits = map[string]uint{"cap_net_bind_service": 10, "cap_net_admin": 12, "cap_net_raw": 13, "cap_sys_admin": 21}
+
+// fileCaps encodes capabilities as the security.capability extended attribute (struct
+// vfs_cap_data, revision 2), permitted and effective, as `setcap CAPS+ep` writes it.
+func fileCaps(names []string) (string, error) {
+	var permitted uint32
+	for _, n := range names {
+		bit, ok := capBits[n]
+		if !ok {
+			return "", fmt.Errorf("unknown capability %q", n)
+		}
+		permitted |= 1 << bit
+	}
+	b := make([]byte, 20)
+	binary.LittleEndian.PutUint32(b[0:], 0x02000000|0x1) // VFS_CAP_REVISION_2 | VFS_CAP_FLAGS_EFFECTIVE
+	binary.LittleEndian.PutUint32(b[4:], permitted)
+	return string(b), nil
 }
