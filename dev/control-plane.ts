@@ -31,6 +31,7 @@ export const OUR_CRD_DIR = join(repoRoot, 'crds');
 const DIR_PREFIX = 'pcloud-cp-';
 // Room for tens of thousands of Services (bench-operator makes one per VM).
 const SERVICE_CIDR = '10.96.0.0/16';
+const FRONT_PROXY_CLIENT = 'front-proxy-client';
 const KUBERNETES_SERVICE_IP = '10.96.0.1';
 
 export interface ControlPlaneOptions {
@@ -300,6 +301,9 @@ export class ControlPlane {
     this.admin = await this.ca.issueClient('pcloud-admin', ['system:masters']);
     // The API server's identity towards kubelets (kubectl logs, exec, port-forward).
     const kubeletClient = await this.ca.issueClient('kube-apiserver-kubelet-client', ['system:masters']);
+    // Its identity towards aggregated API servers (KubeVirt's virt-api), which trust the
+    // X-Remote-* headers only from this name.
+    const frontProxy = await this.ca.issueClient(FRONT_PROXY_CLIENT, []);
     const sa = createServiceAccountKey();
     const pki = join(this.dir, 'pki');
     await mkdir(pki, { recursive: true });
@@ -310,6 +314,8 @@ export class ControlPlane {
       writeFile(join(pki, 'serving.key'), serving.keyPem, { mode: 0o600 }),
       writeFile(join(pki, 'kubelet-client.crt'), kubeletClient.certPem),
       writeFile(join(pki, 'kubelet-client.key'), kubeletClient.keyPem, { mode: 0o600 }),
+      writeFile(join(pki, 'front-proxy-client.crt'), frontProxy.certPem),
+      writeFile(join(pki, 'front-proxy-client.key'), frontProxy.keyPem, { mode: 0o600 }),
       writeFile(join(pki, 'sa.pub'), sa.publicPem),
       writeFile(join(pki, 'sa.key'), sa.privatePem, { mode: 0o600 }),
       writeFile(
@@ -437,6 +443,18 @@ export class ControlPlane {
       '--kubelet-preferred-address-types=InternalIP,Hostname',
       `--kubelet-client-certificate=${join(pki, 'kubelet-client.crt')}`,
       `--kubelet-client-key=${join(pki, 'kubelet-client.key')}`,
+      // The aggregation layer (KubeVirt's subresources API), as kubeadm sets it up; one CA
+      // signs both sides here, the allowed name keeps other client certificates out.
+      `--requestheader-client-ca-file=${join(pki, 'ca.crt')}`,
+      `--requestheader-allowed-names=${FRONT_PROXY_CLIENT}`,
+      '--requestheader-username-headers=X-Remote-User',
+      '--requestheader-group-headers=X-Remote-Group',
+      '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+      `--proxy-client-cert-file=${join(pki, 'front-proxy-client.crt')}`,
+      `--proxy-client-key-file=${join(pki, 'front-proxy-client.key')}`,
+      // Webhooks and aggregated APIs are called at their endpoints' addresses, not their
+      // Service's: this host has no kube-proxy; a home cluster routes it to its pods.
+      '--enable-aggregator-routing=true',
       '--profiling=false',
       '--v=1',
     ];

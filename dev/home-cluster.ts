@@ -70,8 +70,8 @@ const KUBELET_SYSCTLS = [
 const SHIM_SOCKET_DIR = '/run/containerd/s';
 const CONTAINERD = '/usr/bin/containerd';
 const CTR = '/usr/bin/ctr';
-/** Every node's pod subnet is a /24 of this. */
-const POD_CIDR = '10.244.0.0/16';
+/** The user the nodes' CNI plugins act as. */
+const CNI_USER = 'pcloud-cni';
 /** ControlPlane's service CIDR's first address. */
 const KUBERNETES_SERVICE_IP = '10.96.0.1';
 
@@ -393,6 +393,14 @@ export class HomeCluster {
   controlPlane!: ControlPlane;
   /** The registry every node pulls from: host:port on the LAN (plain HTTP). */
   registry = '';
+  /**
+   * Every node's pod subnet is a /24 of this: 10.<the LAN's third octet>.0.0/16, so that
+   * clusters on different LANs never share pod addresses and the host can route to each
+   * one's pods (the API server calls webhooks and aggregated APIs at their pods).
+   */
+  podCidr = '';
+  /** The kubeconfig of the nodes' CNI plugins (Multus, whereabouts). */
+  cniKubeconfig = '';
   /** Milliseconds from start() to every node Ready. */
   startupMs = 0;
   private readonly processes = new Map<string, ChildProcess>();
@@ -445,15 +453,18 @@ export class HomeCluster {
       '--group=system:nodes',
     ]);
     if (bound.code !== 0) throw new Error(`binding system:node failed: ${bound.stderr}`);
+    await this.mintCniUser();
     await this.startControllerManager();
     await this.startScheduler();
     await this.startRegistry();
     recordHostState();
+    const octet = this.lab.lanPrefix.split('.')[2]!;
+    this.podCidr = `10.${octet}.0.0/16`;
     for (const [i, name] of this.opts.nodes.entries()) {
       const node: HomeNode = {
         name,
         ip: this.lab.nodeIp(name),
-        podSubnet: `10.244.${i + 1}.0/24`,
+        podSubnet: `10.${octet}.${i + 1}.0/24`,
         dir: join(this.dir, name),
         socket: join(this.dir, name, 'containerd.sock'),
         cgroupRoot: `/${DIR_PREFIX}${process.pid}-${name}`,
@@ -464,6 +475,13 @@ export class HomeCluster {
     for (const a of this.nodes.values())
       for (const b of this.nodes.values())
         if (a !== b) await this.lab.exec(a.name, 'ip', ['route', 'add', b.podSubnet, 'via', b.ip]);
+    // The host reaches the pods too (kube-apiserver → webhooks, aggregated APIs: it resolves
+    // them to pod addresses, --enable-aggregator-routing). The routes go with the LAN's host
+    // interface, so stop or the next start's sweep removes them with it.
+    for (const node of this.nodes.values()) {
+      const r = await runCommand('ip', ['route', 'replace', node.podSubnet, 'via', node.ip]);
+      if (r.code !== 0) throw new Error(`host route to ${node.podSubnet}: ${r.stderr}`);
+    }
     // Pods' traffic to the host (the API server behind the `kubernetes` Service, the
     // registry) leaves the node masqueraded, as k3s's flannel masquerades pod traffic
     // leaving the cluster network: the host has no route to the pod subnets (concurrent
@@ -478,7 +496,7 @@ export class HomeCluster {
           'table ip pcloud-hc {',
           '  chain postrouting {',
           '    type nat hook postrouting priority srcnat; policy accept;',
-          `    ip saddr ${POD_CIDR} ip daddr ${this.lab.hostIp} masquerade`,
+          `    ip saddr ${this.podCidr} ip daddr ${this.lab.hostIp} masquerade`,
           '  }',
           '}',
           '',
@@ -487,6 +505,17 @@ export class HomeCluster {
     for (const node of this.nodes.values()) await this.startContainerd(node, images);
     for (const node of this.nodes.values()) await this.startKubelet(node);
     await Promise.all([...this.nodes.keys()].map((n) => this.waitNodeReady(n)));
+    // The first node is the home's k3s server: k3s labels it so (kubelet may not label
+    // itself with node-role.kubernetes.io/*), and KubeVirt places its control plane there.
+    const server = this.opts.nodes[0]!;
+    const labelled = await this.controlPlane.kubectl([
+      'label',
+      'node',
+      server,
+      'node-role.kubernetes.io/control-plane=true',
+      'node-role.kubernetes.io/master=true',
+    ]);
+    if (labelled.code !== 0) throw new Error(`labelling ${server}: ${labelled.stderr}`);
     for (const node of this.nodes.values()) await this.startKubeProxy(node);
   }
 
@@ -536,7 +565,7 @@ export class HomeCluster {
       // from Ready nodes, the kube-root-ca.crt ConfigMap of service-account volumes,
       // EndpointSlices, Deployments, DaemonSets (a chart's node agents), and pods of
       // deleted nodes collected.
-      '--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,resourcequota-controller,node-lifecycle-controller,root-ca-certificate-publisher-controller,endpointslice-controller,deployment-controller,replicaset-controller,daemonset-controller,pod-garbage-collector-controller',
+      '--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,resourcequota-controller,node-lifecycle-controller,root-ca-certificate-publisher-controller,endpointslice-controller,deployment-controller,replicaset-controller,daemonset-controller,job-controller,pod-garbage-collector-controller',
       `--service-account-private-key-file=${join(pki, 'sa.key')}`,
       `--root-ca-file=${join(pki, 'ca.crt')}`,
       '--use-service-account-credentials=false',
@@ -600,29 +629,91 @@ export class HomeCluster {
     return ref;
   }
 
+  /**
+   * The identity of the nodes' CNI plugins (Multus reads pods and their
+   * NetworkAttachmentDefinitions and writes their network-status; whereabouts keeps its
+   * IPPools), with the rights their upstream manifests give their ServiceAccounts.
+   */
+  private async mintCniUser(): Promise<void> {
+    const rbac = [
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRole',
+        metadata: { name: CNI_USER },
+        rules: [
+          { apiGroups: ['k8s.cni.cncf.io'], resources: ['*'], verbs: ['*'] },
+          {
+            apiGroups: [''],
+            resources: ['pods', 'pods/status'],
+            verbs: ['get', 'list', 'watch', 'update', 'patch'],
+          },
+          { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch', 'update'] },
+          { apiGroups: ['whereabouts.cni.cncf.io'], resources: ['*'], verbs: ['*'] },
+          { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['*'] },
+        ],
+      },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRoleBinding',
+        metadata: { name: CNI_USER },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: CNI_USER },
+        subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: CNI_USER }],
+      },
+    ];
+    const r = await this.controlPlane.kubectl(['apply', '-f', '-'], {
+      input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: rbac }),
+    });
+    if (r.code !== 0) throw new Error(`the CNI plugins' ClusterRole: ${r.stderr}`);
+    this.cniKubeconfig = (await this.controlPlane.mintUser(CNI_USER)).kubeconfigPath;
+  }
+
   private async startContainerd(node: HomeNode, images: BuiltImage[]): Promise<void> {
     const d = node.dir;
     for (const sub of ['containerd/root', 'containerd/state', 'net.d', 'cni-ipam', 'opt'])
       mkdirSync(join(d, sub), { recursive: true });
+    // Multus (thin) is the CNI containerd calls: the pod network below for every pod, and
+    // the networks a pod's k8s.v1.cni.cncf.io/networks annotation names, from their
+    // NetworkAttachmentDefinitions (KubeVirt's virt-launcher pods of tenant VMs).
     writeFileSync(
-      join(d, 'net.d', '10-pcloud-pods.conflist'),
+      join(d, 'net.d', '00-multus.conf'),
       JSON.stringify(
         {
-          cniVersion: '1.0.0',
+          cniVersion: '0.3.1',
+          name: 'multus-cni-network',
+          type: 'multus',
+          kubeconfig: this.cniKubeconfig,
+          clusterNetwork: join(d, 'net.d', '10-pcloud-pods.conf'),
+          binDir: CNI_BIN,
+        },
+        null,
+        2,
+      ),
+    );
+    // whereabouts (the tenant networks' IPAM) reads its datastore from a fixed path in
+    // /etc: the node's own /etc overlay (below).
+    mkdirSync(join(d, 'etc', 'upper', 'cni', 'net.d', 'whereabouts.d'), { recursive: true });
+    writeFileSync(
+      join(d, 'etc', 'upper', 'cni', 'net.d', 'whereabouts.d', 'whereabouts.conf'),
+      JSON.stringify({ datastore: 'kubernetes', kubernetes: { kubeconfig: this.cniKubeconfig } }),
+    );
+    // A single-plugin .conf, not a .conflist: Multus v4.3.0 caches a conflist re-encoded
+    // through its own types (the plugin's own keys, bridge and ipam ranges, are lost), and
+    // its DEL then fails (`plugin type="bridge" failed (delete): no IP ranges specified`).
+    writeFileSync(
+      join(d, 'net.d', '10-pcloud-pods.conf'),
+      JSON.stringify(
+        {
+          cniVersion: '0.4.0',
           name: 'pcloud-pods',
-          plugins: [
-            {
-              type: 'bridge',
-              bridge: 'cni0',
-              isGateway: true,
-              ipam: {
-                type: 'host-local',
-                ranges: [[{ subnet: node.podSubnet }]],
-                routes: [{ dst: '0.0.0.0/0' }],
-                dataDir: join(d, 'cni-ipam'),
-              },
-            },
-          ],
+          type: 'bridge',
+          bridge: 'cni0',
+          isGateway: true,
+          ipam: {
+            type: 'host-local',
+            ranges: [[{ subnet: node.podSubnet }]],
+            routes: [{ dst: '0.0.0.0/0' }],
+            dataDir: join(d, 'cni-ipam'),
+          },
         },
         null,
         2,
@@ -822,7 +913,7 @@ export class HomeCluster {
       mode: 'nftables',
       clientConnection: { kubeconfig: user.kubeconfigPath },
       hostnameOverride: node.name,
-      clusterCIDR: POD_CIDR,
+      clusterCIDR: this.podCidr,
       bindAddress: node.ip,
       healthzBindAddress: '127.0.0.1:10256',
       metricsBindAddress: '127.0.0.1:10249',

@@ -34,7 +34,6 @@ jest.setTimeout(900_000);
 const NODES = ['n1', 'n2'];
 /** Apart from the other home-cluster tests' 192.168.214. */
 const LAN_PREFIX = '192.168.216';
-const POD_CIDR = '10.244.0.0/16';
 const SERVICE_CIDR = '10.96.0.0/16';
 const KUBERNETES_SERVICE_IP = '10.96.0.1';
 const INTERNET_IP = '203.0.113.10';
@@ -284,7 +283,7 @@ beforeAll(async () => {
     configFromOptions({
       peer: 'home',
       homeLan: [hc.lab.lanCidr],
-      clusterCidr: [POD_CIDR, SERVICE_CIDR],
+      clusterCidr: [hc.podCidr, SERVICE_CIDR],
       metricsPort: '0',
       metricsHost: '127.0.0.1',
       leaderElect: false,
@@ -351,7 +350,12 @@ describe('the policy the operator wrote', () => {
     const block = np.spec.egress.flatMap((e) => e.to).find((p) => p.ipBlock)?.ipBlock;
     expect(block).toEqual({
       cidr: '0.0.0.0/0',
-      except: expect.arrayContaining([hc.lab.lanCidr, POD_CIDR, SERVICE_CIDR, '169.254.0.0/16']) as string[],
+      except: expect.arrayContaining([
+        hc.lab.lanCidr,
+        hc.podCidr,
+        SERVICE_CIDR,
+        '169.254.0.0/16',
+      ]) as string[],
     });
   });
 });
