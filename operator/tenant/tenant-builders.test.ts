@@ -67,8 +67,8 @@ describe('desiredNamespace', () => {
 
 describe('quota', () => {
   it.each([
-    [1, { cpu: '2', memory: '4608Mi', storage: '20Gi' }],
-    [3, { cpu: '6', memory: '13824Mi', storage: '60Gi' }],
+    [1, { cpu: '2050m', memory: '4608Mi', storage: '20Gi' }],
+    [3, { cpu: '6150m', memory: '13824Mi', storage: '60Gi' }],
     [0, { cpu: '0', memory: '0', storage: '0' }],
   ])('units %p × unit size', (units, want) => {
     expect(checkQuota(tenant('bob', { units }), unit)).toEqual(want);
@@ -85,7 +85,7 @@ describe('quota', () => {
     expect(q.metadata.namespace).toBe('tenant-bob');
     expect(q.spec.hard).toMatchObject({
       'count/virtualmachines.kubevirt.io': '3',
-      'requests.cpu': '6',
+      'requests.cpu': '6150m',
       'services.nodeports': '0',
     });
     expect(desiredLimitRange(tenant('bob'), unit).spec.limits[1]).toEqual({

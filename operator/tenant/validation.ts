@@ -8,7 +8,14 @@ import type { Tenant } from '../../generated/personalcloud.js';
 import type { Home } from '../home.js';
 import { DEFAULT_VM_BANDWIDTH, hostnameSuffixFor } from '../home.js';
 import { overlaps, parseCidr, type Cidr } from '../network-address.js';
-import { bitsPerSecond, multiplyBytes, multiplyCpu, parseWhole, QuantityError } from '../../api/quantity.js';
+import {
+  bitsPerSecond,
+  multiplyBytes,
+  multiplyCpu,
+  parseMilli,
+  parseWhole,
+  QuantityError,
+} from '../../api/quantity.js';
 import { tenantNamespaceName } from '../../api/labels.js';
 
 export const TenantReasons = {
@@ -116,14 +123,21 @@ export interface TenantQuota {
 
 /** Memory KubeVirt's virt-launcher pod needs on top of the guest's, counted in the quota. */
 export const LAUNCHER_MEMORY_OVERHEAD = '512Mi';
+/**
+ * CPU the virt-launcher pod requests on top of the guest's: measured with KubeVirt v1.5.0,
+ * 1m per containerDisk container and 5m for the serial console's log (1006m for a
+ * one-core VM); a quota of exactly the guest's cores refused every launcher pod.
+ */
+export const LAUNCHER_CPU_OVERHEAD = '50m';
 
-/** units × unit size (memory plus launcher overhead), or QuotaOverflow. */
+/** units × unit size (CPU and memory plus launcher overhead), or QuotaOverflow. */
 export function checkQuota(t: Tenant, unit: Home['unit']): TenantQuota | TenantProblem {
   const units = t.spec.units;
   try {
     const perVmMemory = parseWhole(unit.memory) + parseWhole(LAUNCHER_MEMORY_OVERHEAD);
+    const perVmCpu = parseMilli(String(unit.cpu)) + parseMilli(LAUNCHER_CPU_OVERHEAD);
     return {
-      cpu: multiplyCpu(String(unit.cpu), units),
+      cpu: multiplyCpu(`${perVmCpu}m`, units),
       memory: multiplyBytes(perVmMemory.toString(), units),
       storage: multiplyBytes(String(unit.storage), units),
     };
