@@ -28,7 +28,10 @@ stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
 # iptables and ipset are what kube-router's network policy controller programs (the test
 # enforcer of the standard NetworkPolicies, e2e/tenant-policy.e2e.test.ts).
 # chromium: the portal's browser test drives Debian's build with playwright-core (no downloaded browsers).
-DEB_PACKAGES=(iproute2 iputils-ping nftables iperf3 util-linux containerd runc busybox-static mmdebstrap chromium iptables ipset ${PCLOUD_DEB_PACKAGES:-})
+# KubeVirt: libvirt-dev (virt-launcher links libvirt), gcc (its container-disk helper is C);
+# the test guest's disk: syslinux, syslinux-common, dosfstools, mtools, cpio.
+DEB_PACKAGES=(iproute2 iputils-ping nftables iperf3 util-linux containerd runc busybox-static mmdebstrap chromium iptables ipset
+  libvirt-dev gcc pkg-config syslinux syslinux-common dosfstools mtools cpio ${PCLOUD_DEB_PACKAGES:-})
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -120,6 +123,8 @@ build_cni cni \
   host-local github.com/containernetworking/plugins/plugins/ipam/host-local \
   cnitool github.com/containernetworking/cni/cnitool
 build_cni whereabouts whereabouts github.com/k8snetworkplumbingwg/whereabouts/cmd
+# Multus (thin plugin): the home cluster nodes' CNI, which adds a pod's extra networks.
+build_cni multus multus gopkg.in/k8snetworkplumbingwg/multus-cni.v4/cmd/multus
 
 # --- third-party CRDs ------------------------------------------------------------
 want=$(stamp_of "$ROOT/tools/crds/main.go" "$ROOT/tools/crds/go.mod" "$ROOT/tools/crds/go.sum")
@@ -160,4 +165,53 @@ if [ ! -x "$BASE/node" ] || [ "$(cat "$BASE/.stamp-node" 2>/dev/null)" != "$IMAG
   mv "$tmp/package/bin/node" "$BASE/node" && rm -rf "$tmp"
   echo "$IMAGE_NODE_INTEGRITY" > "$BASE/.stamp-node"
 fi
+# --- KubeVirt -------------------------------------------------------------------------
+# Its components from the pinned module (virt-launcher links Debian's libvirt), the
+# manifest templater that renders upstream's kubevirt-operator.yaml, the C helper a
+# containerDisk container runs, the Debian root filesystem under its images, and the test
+# guest's disk (dev/kubevirt.ts builds the images from these).
+KV_VERSION=$(cd "$ROOT/tools/kubevirt" && go list -m -f '{{.Version}}' kubevirt.io/kubevirt)
+KV_LDFLAGS="-s -w -X kubevirt.io/client-go/version.gitVersion=$KV_VERSION -X kubevirt.io/client-go/version.gitTreeState=clean"
+build_tools kubevirt "$KV_LDFLAGS" kubevirt.io/kubevirt/cmd/virt-operator kubevirt.io/kubevirt/cmd/virt-api \
+  kubevirt.io/kubevirt/cmd/virt-controller kubevirt.io/kubevirt/cmd/virt-handler kubevirt.io/kubevirt/cmd/virt-chroot \
+  kubevirt.io/kubevirt/cmd/virt-launcher kubevirt.io/kubevirt/cmd/virt-launcher-monitor kubevirt.io/kubevirt/cmd/virt-probe \
+  kubevirt.io/kubevirt/cmd/virt-tail kubevirt.io/kubevirt/cmd/virt-freezer kubevirt.io/kubevirt/tools/manifest-templator
+KV_SRC=$(cd "$ROOT/tools/kubevirt" && go list -m -f '{{.Dir}}' kubevirt.io/kubevirt)
+KV_DIR="$CACHE/kubevirt"
+mkdir -p "$KV_DIR"
+if [ ! -x "$KV_DIR/container-disk" ] || [ "$(cat "$KV_DIR/.stamp-container-disk" 2>/dev/null)" != "$KV_VERSION" ]; then
+  log "building KubeVirt's container-disk helper (C, static)"
+  gcc -O2 -static -o "$KV_DIR/container-disk" "$KV_SRC/cmd/container-disk-v2alpha/main.c"
+  echo "$KV_VERSION" > "$KV_DIR/.stamp-container-disk"
+fi
+# Upstream's files the images carry: libvirt and QEMU configuration, the node labeller.
+for f in cmd/virt-launcher/qemu.conf cmd/virt-launcher/virtqemud.conf cmd/virt-launcher/nsswitch.conf \
+  cmd/virt-launcher/node-labeller/node-labeller.sh cmd/virt-launcher/qemu assets/kubevirt_logo.png; do
+  mode=0644; case $f in *.sh | */qemu) mode=0755 ;; esac  # the node labeller, libvirt's hook
+  install -m "$mode" "$KV_SRC/$f" "$KV_DIR/$(basename "$f")"
+done
+rm -rf "$KV_DIR/manifests" && cp -r "$KV_SRC/manifests" "$KV_DIR/manifests" && chmod -R u+w "$KV_DIR/manifests"
+# shellcheck source=../tools/kubevirt/image.env
+. "$ROOT/tools/kubevirt/image.env"
+KV_BASE="$CACHE/images/kubevirt-base"
+mkdir -p "$KV_BASE"
+want=$(printf '%s\n%s\n%s' "$KUBEVIRT_DEBIAN_SUITE" "$KUBEVIRT_DEBIAN_PACKAGES" "$(dpkg-query -W -f='${Version}' mmdebstrap)" | sha256sum | cut -c1-16)
+if [ ! -f "$KV_BASE/rootfs.tar" ] || [ "$(cat "$KV_BASE/.stamp-rootfs" 2>/dev/null)" != "$want" ]; then
+  log "building KubeVirt's images' root filesystem (mmdebstrap $KUBEVIRT_DEBIAN_SUITE + $KUBEVIRT_DEBIAN_PACKAGES)"
+  rm -f "$KV_BASE/rootfs.tar.tmp"
+  SOURCE_DATE_EPOCH=0 mmdebstrap --quiet --variant=essential --include="$KUBEVIRT_DEBIAN_PACKAGES" \
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
+    --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/locale/*' \
+    --format=tar "$KUBEVIRT_DEBIAN_SUITE" "$KV_BASE/rootfs.tar.tmp"
+  mv "$KV_BASE/rootfs.tar.tmp" "$KV_BASE/rootfs.tar"
+  echo "$want" > "$KV_BASE/.stamp-rootfs"
+fi
+GUEST="$CACHE/images/guest"
+want=$(stamp_of "$ROOT/hack/guest-image.sh" "$ROOT/hack/guest/init" "$ROOT/hack/guest/udhcpc.sh")-$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
+if [ ! -f "$GUEST/disk.img" ] || [ "$(cat "$GUEST/.stamp" 2>/dev/null)" != "$want" ]; then
+  log "building the test guest's disk (Debian's cloud kernel, busybox, syslinux)"
+  bash "$ROOT/hack/guest-image.sh" "$GUEST"
+  echo "$want" > "$GUEST/.stamp"
+fi
+
 log "ready: $(ls "$BIN" | tr '\n' ' ')"
