@@ -5,7 +5,8 @@
 # as below, user 65532, the same entrypoint). Keep the two in step.
 FROM node:20.20.2-bookworm-slim AS build
 WORKDIR /app
-COPY package.json package-lock.json ./
+# .npmrc: no dependency install scripts (see there)
+COPY package.json package-lock.json .npmrc ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.image.json ./
 # The runtime floors only (README "Layout"): no dev/ harness, tests, hack/ or bench/.

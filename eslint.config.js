@@ -18,6 +18,7 @@ const ALL = [
   'e2e',
   'bench',
   'hack',
+  'deploy',
 ];
 const DEV_ONLY_PACKAGES = [
   '@peculiar/x509',

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the demo and the tests need on a fresh machine of this kind:
 # npm packages (from package-lock.json), Go-built binaries (kube-apiserver, kubectl,
-# kube-controller-manager, etcd, helm from pinned modules in tools/), the third-party
+# kube-controller-manager, etcd, helm, the pulumi CLI and its Kubernetes provider from
+# pinned modules in tools/), the third-party
 # CRDs (from pinned upstream modules, never committed) and Debian packages.
 # Every step is skipped when its output is already there at the pinned versions, so a
 # second run takes seconds.
@@ -58,7 +59,7 @@ fi
 build_tools() {
   local dir=$1 ldflags=$2; shift 2
   local mod="$ROOT/tools/$dir" stampfile="$BIN/.stamp-$dir" want ok=1
-  want=$(printf '%s\n%s\n%s%s' "$(stamp_of "$mod/go.mod" "$mod/go.sum" $(ls "$mod"/*.go 2>/dev/null))" "$ldflags" "$(go version)" "${CGO_ENABLED:+
+  want=$(printf '%s\n%s\n%s%s' "$(stamp_of "$mod/go.mod" "$mod/go.sum" $(ls "$mod"/*.go "$mod"/*/*.go 2>/dev/null))" "$ldflags" "$(go version)" "${CGO_ENABLED:+
 cgo=$CGO_ENABLED}" | sha256sum | cut -c1-16)
   for p in "$@"; do [ -x "$BIN/$(basename "$p")" ] || ok=0; done
   if [ $ok -eq 1 ] && [ "$(cat "$stampfile" 2>/dev/null)" = "$want" ]; then return; fi
@@ -99,6 +100,47 @@ for pkg in pkg/lint/rules pkg/chartutil; do
   HELM_LDFLAGS="$HELM_LDFLAGS -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=$HELM_K8S_MINOR"
 done
 build_tools helm "$HELM_LDFLAGS" helm.sh/helm/v3/cmd/helm
+
+# Pulumi (deploy/pulumi and its test): the CLI and the Kubernetes provider, built at the
+# versions of the @pulumi/pulumi and @pulumi/kubernetes npm packages in package.json (the
+# Automation API drives this CLI; the SDK registers its resources at its own version).
+npm_version() { node -p "require('$ROOT/package.json').devDependencies['$1']"; }
+PULUMI_VERSION=$(cd "$ROOT/tools/pulumi" && go list -m -f '{{.Version}}' github.com/pulumi/pulumi/pkg/v3)
+if [ "$PULUMI_VERSION" != "v$(npm_version @pulumi/pulumi)" ]; then
+  echo "tools/pulumi builds pulumi $PULUMI_VERSION but package.json has @pulumi/pulumi $(npm_version @pulumi/pulumi)" >&2; exit 1
+fi
+build_tools pulumi "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" \
+  github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
+# The provider's main package embeds schema-embed.json and terraform-mapping-embed.json,
+# which upstream's `go generate` writes (cmd/pulumi-resource-kubernetes/generate.go: the
+# module's schema.json with the version set, both files minified) and the module zip lacks.
+# We build and run that generate.go in the wrapper module, and build the wrapper's main
+# (upstream's, with the files embedded beside it through `go build -overlay`; Go allows
+# no overlay inside the module cache). Generated once per version, kept in .cache.
+PK_MOD="$ROOT/tools/pulumi-kubernetes"
+PK_VERSION=$(npm_version @pulumi/kubernetes)
+PK_DIR=$(cd "$PK_MOD" && go mod download github.com/pulumi/pulumi-kubernetes/provider/v4 && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi-kubernetes/provider/v4)
+PK_CMD="$PK_DIR/cmd/pulumi-resource-kubernetes"
+PK_GEN="$CACHE/pulumi-kubernetes-schema"
+want=$(printf '%s\n%s\n%s\n%s' "$(stamp_of "$PK_MOD/go.mod" "$PK_MOD/go.sum")" "$PK_VERSION" "$PK_DIR" "$(go version)" | sha256sum | cut -c1-16)
+if [ "$(cat "$PK_GEN/.stamp" 2>/dev/null)" != "$want" ]; then
+  log "generating the Kubernetes provider's embedded schema (its generate.go, VERSION=$PK_VERSION)"
+  rm -rf "$PK_GEN.tmp" && mkdir -p "$PK_GEN.tmp"
+  (cd "$PK_MOD" && go build -o "$PK_GEN.tmp/generate" "$PK_CMD/generate.go")
+  cp "$PK_CMD/schema.json" "$PK_CMD/terraform-mapping.json" "$PK_GEN.tmp/"
+  (cd "$PK_GEN.tmp" && VERSION=$PK_VERSION ./generate && rm generate schema.json terraform-mapping.json)
+  echo "$want" > "$PK_GEN.tmp/.stamp"
+  rm -rf "$PK_GEN" && mv "$PK_GEN.tmp" "$PK_GEN"
+  rm -f "$BIN/.stamp-pulumi-kubernetes" # the provider embeds these files: rebuild it
+fi
+# Written on every run: the paths are this checkout's (.cache may be shared by worktrees).
+printf '{"Replace": {"%s": "%s", "%s": "%s"}}\n' \
+  "$PK_MOD/pulumi-resource-kubernetes/schema-embed.json" "$PK_GEN/schema-embed.json" \
+  "$PK_MOD/pulumi-resource-kubernetes/terraform-mapping-embed.json" "$PK_GEN/terraform-mapping-embed.json" \
+  > "$PK_GEN/overlay.json"
+GOFLAGS="$GOFLAGS -overlay=$PK_GEN/overlay.json" build_tools pulumi-kubernetes \
+  "-s -w -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$PK_VERSION" \
+  personalcloud.io/tools/pulumi-kubernetes/pulumi-resource-kubernetes
 
 # CNI: the reference plugins and cnitool (which calls them as a container runtime does),
 # and whereabouts (cluster-wide IPAM), into their own folder: CNI_PATH must not be a
