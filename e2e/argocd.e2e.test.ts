@@ -171,7 +171,7 @@ let rootAppliedAt = 0;
 let ownerSecretUid = '';
 
 beforeAll(async () => {
-  let t = Date.now();
+  const t = Date.now();
   // The chart brings our CRDs (Argo CD applies them); the third-party ones, Argo CD's own
   // among them, are installed first as on a home.
   cp = await ControlPlane.start({ name: 'argocd', ourCRDs: false });
