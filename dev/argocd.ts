@@ -388,6 +388,8 @@ export class ArgoCD {
         // Two cores shared with other work: fewer workers than the defaults (20 and 10).
         '--status-processors=4',
         '--operation-processors=2',
+        // Each child's health in the Application's status (off by default since Argo CD
+        // 2.x, which keeps it in Redis only), so that tests can read what is not Healthy.
         '--persist-resource-health',
         '--logformat=text',
       ],
