@@ -380,7 +380,7 @@ test.each([
   expect(res.stderr).toContain(message);
 });
 
-test("the Argo CD Application that deploys the chart is valid under Argo CD's real schema", async () => {
+test("the Argo CD Applications that deploy the chart (and the root one) are valid under Argo CD's real schema", async () => {
   expect((await cp.kubectl(['create', 'namespace', 'argocd'])).code).toBe(0);
   const res = await cp.kubectl([
     'apply',
@@ -388,6 +388,8 @@ test("the Argo CD Application that deploys the chart is valid under Argo CD's re
     '--validate=strict',
     '-f',
     join(repoRoot, 'deploy', 'argocd', 'personal-cloud.yaml'),
+    '-f',
+    join(repoRoot, 'deploy', 'argocd-root.yaml'),
   ]);
   expect(res.stderr).toBe('');
   expect(res.code).toBe(0);

@@ -31,8 +31,10 @@ stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
 # chromium: the portal's browser test drives Debian's build with playwright-core (no downloaded browsers).
 # KubeVirt: libvirt-dev (virt-launcher links libvirt), gcc (its container-disk helper is C);
 # the test guest's disk: syslinux, syslinux-common, dosfstools, mtools, cpio.
+# git and redis-server: Argo CD's repo server clones with the git CLI, and its repo server
+# and application controller share a Redis cache (dev/argocd.ts).
 DEB_PACKAGES=(iproute2 iputils-ping nftables iperf3 util-linux containerd runc busybox-static mmdebstrap chromium iptables ipset
-  libvirt-dev gcc pkg-config syslinux syslinux-common dosfstools mtools cpio ${PCLOUD_DEB_PACKAGES:-})
+  libvirt-dev gcc pkg-config syslinux syslinux-common dosfstools mtools cpio git redis-server ${PCLOUD_DEB_PACKAGES:-})
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -56,15 +58,20 @@ fi
 # build_tools DIR LDFLAGS PKG... : go build PKGs of the module in tools/DIR into .cache/bin.
 # `CGO_ENABLED=0 build_tools ...` builds a static binary (for an image without libc); the
 # setting is part of the stamp only when given, so the other tools' stamps are unchanged.
+# BUILD_AS=NAME (one PKG) names the binary NAME instead of the package's last element.
 build_tools() {
   local dir=$1 ldflags=$2; shift 2
-  local mod="$ROOT/tools/$dir" stampfile="$BIN/.stamp-$dir" want ok=1
-  want=$(printf '%s\n%s\n%s%s' "$(stamp_of "$mod/go.mod" "$mod/go.sum" $(ls "$mod"/*.go "$mod"/*/*.go 2>/dev/null))" "$ldflags" "$(go version)" "${CGO_ENABLED:+
+  local mod="$ROOT/tools/$dir" stampfile="$BIN/.stamp-$dir" want ok=1 out="$BIN/"
+  want=$(printf '%s\n%s\n%s%s' "$(stamp_of "$mod/go.mod" "$mod/go.sum" $(ls "$mod"/*.go "$mod"/*/*.go 2>/dev/null))" "$ldflags${BUILD_AS:+ as $BUILD_AS}" "$(go version)" "${CGO_ENABLED:+
 cgo=$CGO_ENABLED}" | sha256sum | cut -c1-16)
-  for p in "$@"; do [ -x "$BIN/$(basename "$p")" ] || ok=0; done
+  if [ -n "${BUILD_AS:-}" ]; then
+    out="$BIN/$BUILD_AS"; [ -x "$out" ] || ok=0
+  else
+    for p in "$@"; do [ -x "$BIN/$(basename "$p")" ] || ok=0; done
+  fi
   if [ $ok -eq 1 ] && [ "$(cat "$stampfile" 2>/dev/null)" = "$want" ]; then return; fi
   log "building $* (first build takes minutes; cached afterwards)"
-  (cd "$mod" && go build -ldflags "$ldflags" -o "$BIN/" "$@")
+  (cd "$mod" && go build -ldflags "$ldflags" -o "$out" "$@")
   echo "$want" > "$stampfile"
 }
 
@@ -100,6 +107,14 @@ for pkg in pkg/lint/rules pkg/chartutil; do
   HELM_LDFLAGS="$HELM_LDFLAGS -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=$HELM_K8S_MINOR"
 done
 build_tools helm "$HELM_LDFLAGS" helm.sh/helm/v3/cmd/helm
+# Argo CD's multi-call binary (application controller, repo server, ... chosen by
+# ARGOCD_BINARY_NAME or the name it is started as), as its Makefile builds it: no cgo, the
+# version from the module (its VERSION file holds the same number). dev/argocd.ts runs it.
+ARGOCD_VERSION=$(cd "$ROOT/tools/argocd" && go list -m -f '{{.Version}}' github.com/argoproj/argo-cd/v3)
+ARGOCD_KUBECTL_VERSION=$(cd "$ROOT/tools/argocd" && go list -m -f '{{.Version}}' k8s.io/kubectl)
+CGO_ENABLED=0 BUILD_AS=argocd build_tools argocd \
+  "-s -w -X github.com/argoproj/argo-cd/v3/common.version=${ARGOCD_VERSION#v} -X github.com/argoproj/argo-cd/v3/common.kubectlVersion=$ARGOCD_KUBECTL_VERSION" \
+  github.com/argoproj/argo-cd/v3/cmd
 
 # Pulumi (deploy/pulumi and its test): the CLI and the Kubernetes provider, built at the
 # versions of the @pulumi/pulumi and @pulumi/kubernetes npm packages in package.json (the

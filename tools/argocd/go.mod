@@ -2,9 +2,8 @@
 // ... chosen by the name it is started as) from the pinned github.com/argoproj/argo-cd/v3
 // module, at the version whose CRDs tools/crds installs. The replace directives are
 // copied from Argo CD's own go.mod (a module's replaces do not apply to its consumers).
-// v3.6.x would need Go 1.27; v3.2.12's gitops-engine is a pseudo-version the proxy serves.
-// v3.2.12 itself does not compile (controller/cache calls an undefined
-// settings.ValidateExternalURL): see docs/install.md, section 4. Not built by hack/setup.sh.
+// v3.2.11: v3.2.12 does not compile (its controller/cache calls a settings.ValidateExternalURL
+// that its util/settings lacks) and v3.6.x needs Go 1.27: see docs/install.md, section 4.
 module personalcloud.io/tools/argocd
 
 go 1.26.0
@@ -94,8 +93,8 @@ require (
 	github.com/RocketChat/Rocket.Chat.Go.SDK v0.0.0-20240116134246-a8cbe886bab0 // indirect
 	github.com/TomOnTime/utfutil v1.0.0 // indirect
 	github.com/alicebob/miniredis/v2 v2.35.0 // indirect
-	github.com/argoproj/argo-cd/v3 v3.2.12 // indirect
-	github.com/argoproj/gitops-engine v0.7.1-0.20260512161450-ff8d2f5207dc // indirect
+	github.com/argoproj/argo-cd/v3 v3.2.11 // indirect
+	github.com/argoproj/gitops-engine v0.7.1-0.20251217140045-5baed5604d2d // indirect
 	github.com/argoproj/notifications-engine v0.5.1-0.20260316232552-d27ba0152c1c // indirect
 	github.com/argoproj/pkg v0.13.6 // indirect
 	github.com/argoproj/pkg/v2 v2.0.1 // indirect
@@ -227,7 +226,7 @@ require (
 	github.com/mitchellh/go-wordwrap v1.0.1 // indirect
 	github.com/mitchellh/mapstructure v1.5.0 // indirect
 	github.com/mitchellh/reflectwalk v1.0.2 // indirect
-	github.com/moby/spdystream v0.5.1 // indirect
+	github.com/moby/spdystream v0.5.0 // indirect
 	github.com/moby/term v0.5.2 // indirect
 	github.com/modern-go/concurrent v0.0.0-20180306012644-bacd9c7ef1dd // indirect
 	github.com/modern-go/reflect2 v1.0.3-0.20250322232337-35a7c28c31ee // indirect

@@ -68,7 +68,8 @@ var sources = []source{
 		// experimental-install.yaml that docs/install.md applies has it.
 		"config/crd/experimental/gateway.networking.k8s.io_tcproutes.yaml": "gateway-api/tcproutes.yaml",
 	}},
-	{"github.com/argoproj/argo-cd/v3", "v3.2.12", map[string]string{
+	// tools/argocd builds Argo CD's controller and repo server at the same version.
+	{"github.com/argoproj/argo-cd/v3", "v3.2.11", map[string]string{
 		"manifests/crds/application-crd.yaml": "argocd/applications.yaml",
 		"manifests/crds/appproject-crd.yaml":  "argocd/appprojects.yaml",
 	}},
