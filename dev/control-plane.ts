@@ -455,6 +455,11 @@ export class ControlPlane {
       // Webhooks and aggregated APIs are called at their endpoints' addresses, not their
       // Service's: this host has no kube-proxy; a home cluster routes it to its pods.
       '--enable-aggregator-routing=true',
+      // Beta and on in 1.34: pod conditions gain observedGeneration. KubeVirt v1.5 (built
+      // for Kubernetes 1.30-1.32) patches launcher pod conditions with a JSON-patch "test"
+      // of the conditions as its older types decode them (without the field): the test
+      // never matches once kubelet has written them, and the VMI stays Pending.
+      '--feature-gates=PodObservedGenerationTracking=false',
       '--profiling=false',
       '--v=1',
     ];

@@ -856,6 +856,8 @@ export class HomeCluster {
       kind: 'KubeletConfiguration',
       // This machine's cgroup layout is v1 (hybrid); kubelet 1.31+ refuses it unless told.
       failCgroupV1: false,
+      // As the API server's (dev/control-plane.ts): KubeVirt v1.5 predates the field.
+      featureGates: { PodObservedGenerationTracking: false },
       failSwapOn: false,
       cgroupDriver: 'cgroupfs',
       cgroupRoot: node.cgroupRoot,
