@@ -62,7 +62,7 @@ async function kernelHasDummy(): Promise<boolean> {
  */
 async function tenantAttachment(): Promise<{ node: string; tenant: string } | undefined> {
   const pods = JSON.parse(
-    await kubectl(['-n', 'tenant-bob', 'get', 'pods', '-l', 'kubevirt.io/domain=web-0', '-o', 'json']),
+    await kubectl(['-n', 'tenant-bob', 'get', 'pods', '-l', 'vm.kubevirt.io/name=web-0', '-o', 'json']),
   ) as { items: { metadata: { annotations?: Record<string, string> }; spec: { nodeName?: string } }[] };
   const pod = pods.items[0];
   const statuses = JSON.parse(pod?.metadata.annotations?.['k8s.v1.cni.cncf.io/network-status'] ?? '[]') as {
@@ -190,7 +190,7 @@ describe('KubeVirt on a home with real nodes', () => {
     expect(body).toBe('guest1');
     // Software emulation: the domain libvirt runs is of type qemu (TCG), not kvm.
     const pod = (
-      await kubectl(['-n', 'default', 'get', 'pods', '-l', 'kubevirt.io/domain=guest1', '-o', 'name'])
+      await kubectl(['-n', 'default', 'get', 'pods', '-l', 'vm.kubevirt.io/name=guest1', '-o', 'name'])
     ).trim();
     const xml = await kubectl([
       '-n',
