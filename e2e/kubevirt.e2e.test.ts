@@ -208,7 +208,7 @@ describe('KubeVirt on a home with real nodes', () => {
     expect(xml).toMatch(/<domain type=['"]qemu['"]/);
   });
 
-  it('runs a hosted Assignment as a VM on the tenant network, reached across nodes', async () => {
+  it('makes a hosted Assignment a VM on the tenant network (Running and reached across nodes where the kernel has dummy)', async () => {
     const install = await installChart(hc);
     timings.chartInstall = install.timings.helmInstall;
     await eventually(
