@@ -535,6 +535,13 @@ export class ControlPlane {
     );
   }
 
+  /** kubectl as the admin; its output, or an error naming the command and kubectl's stderr. */
+  async kubectlOutput(args: readonly string[], input?: string): Promise<string> {
+    const r = await this.kubectl(args, input === undefined ? {} : { input });
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  }
+
   /** Server-side applies CRD files or folders (recursively) and waits until they are served. */
   async applyCRDs(paths: readonly string[]): Promise<void> {
     const args = ['apply', '--server-side', '--force-conflicts', '-o', 'name'];

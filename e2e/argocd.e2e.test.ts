@@ -77,11 +77,7 @@ interface KubeObject {
   spec?: Record<string, unknown>;
 }
 
-async function kubectl(args: string[], input?: string): Promise<string> {
-  const r = await cp.kubectl(args, input === undefined ? {} : { input });
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
+const kubectl = (args: string[], input?: string): Promise<string> => cp.kubectlOutput(args, input);
 
 async function getJson<T>(args: string[]): Promise<T | undefined> {
   const r = await cp.kubectl(['get', ...args, '-o', 'json', '--show-managed-fields']);

@@ -74,11 +74,8 @@ let certDir: string;
 let operatorImageRef = '';
 const timings: Record<string, number> = {};
 
-async function kubectl(args: string[], input?: string): Promise<string> {
-  const r = await hc.controlPlane.kubectl(args, input === undefined ? {} : { input });
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
+const kubectl = (args: string[], input?: string): Promise<string> =>
+  hc.controlPlane.kubectlOutput(args, input);
 
 async function getJson<T>(args: string[]): Promise<T | undefined> {
   const r = await hc.controlPlane.kubectl([...args, '-o', 'json']);

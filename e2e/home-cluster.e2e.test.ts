@@ -30,11 +30,8 @@ interface Pod {
   status: { phase?: string; podIP?: string; hostIP?: string };
 }
 
-async function kubectl(args: string[], input?: string): Promise<string> {
-  const r = await hc.controlPlane.kubectl(args, input === undefined ? {} : { input });
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
+const kubectl = (args: string[], input?: string): Promise<string> =>
+  hc.controlPlane.kubectlOutput(args, input);
 
 async function getPod(name: string): Promise<Pod> {
   return JSON.parse(await kubectl(['get', 'pod', name, '-o', 'json'])) as Pod;

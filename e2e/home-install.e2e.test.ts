@@ -36,11 +36,8 @@ let hc: HomeCluster;
 let imageRef = '';
 const timings: Record<string, number> = {};
 
-async function kubectl(args: string[], input?: string): Promise<string> {
-  const r = await hc.controlPlane.kubectl(args, input === undefined ? {} : { input });
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
+const kubectl = (args: string[], input?: string): Promise<string> =>
+  hc.controlPlane.kubectlOutput(args, input);
 
 const pods = (container: string) => releasePods(hc, container);
 const diagnose = () => diagnoseRelease(hc);

@@ -30,11 +30,8 @@ let hc: HomeCluster;
 let guestRef = '';
 const timings: Record<string, number> = {};
 
-async function kubectl(args: string[], input?: string): Promise<string> {
-  const r = await hc.controlPlane.kubectl(args, input === undefined ? {} : { input });
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
+const kubectl = (args: string[], input?: string): Promise<string> =>
+  hc.controlPlane.kubectlOutput(args, input);
 
 async function diagnose(ns: string): Promise<string> {
   const r = await hc.controlPlane.kubectl(['-n', ns, 'get', 'pods,vmi,events', '-o', 'wide']);

@@ -53,11 +53,8 @@ let hostBefore: { iptables: string; ipsets: string; xtablesLock: boolean };
 const wait = <T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 120_000) =>
   eventually(what, fn, { timeoutMs, intervalMs: 500 });
 
-async function kubectl(args: string[], input?: string): Promise<string> {
-  const r = await hc.controlPlane.kubectl(args, input === undefined ? {} : { input });
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
+const kubectl = (args: string[], input?: string): Promise<string> =>
+  hc.controlPlane.kubectlOutput(args, input);
 
 /** The host's own filter state, to compare after the run (counters and dates dropped). */
 async function hostFirewall(): Promise<typeof hostBefore> {
